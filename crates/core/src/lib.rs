@@ -1,0 +1,16 @@
+//! Twofold's domain: accounts, passwords, sessions and the login state machine, written against
+//! the store traits and a clock so that it knows nothing of HTTP, SQL or the wall clock.
+
+pub mod accounts;
+pub mod clock;
+pub mod delivery;
+pub mod email;
+pub mod hasher;
+pub mod login;
+pub mod password;
+pub mod service;
+pub mod session;
+pub mod store;
+pub mod user;
+
+pub use service::{Service, ServiceSettings};

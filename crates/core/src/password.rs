@@ -1,0 +1,160 @@
+//! Password rules after OWASP ASVS 5.0 V6.2 and NIST SP 800-63B §3.1.1.2: at least 8 characters,
+//! at most 1 KiB, every character allowed (Unicode normalised with NFKC so the same password typed
+//! on two keyboards matches), no composition rules, and a refusal of passwords that are common
+//! or made of the account's own address.
+
+use std::collections::HashSet;
+use std::sync::OnceLock;
+
+use secrecy::{ExposeSecret, SecretString};
+use unicode_normalization::UnicodeNormalization;
+
+use crate::email::Email;
+
+pub const MIN_PASSWORD_CHARS: usize = 8;
+/// Upper bound on the normalised password, in bytes (ASVS asks for at least 64 characters to be
+/// allowed; 1 KiB keeps a hash request cheap to receive).
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+
+static COMMON_PASSWORDS_TEXT: &str = include_str!("../data/common-passwords.txt");
+
+fn common_passwords() -> &'static HashSet<&'static str> {
+    static SET: OnceLock<HashSet<&'static str>> = OnceLock::new();
+    SET.get_or_init(|| {
+        COMMON_PASSWORDS_TEXT
+            .lines()
+            .filter(|line| !line.is_empty())
+            .collect()
+    })
+}
+
+/// Why a new password was refused. The messages are shown to the person choosing it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WeakPassword {
+    #[error("the password must be at least {MIN_PASSWORD_CHARS} characters long")]
+    TooShort,
+    #[error("the password must be at most {MAX_PASSWORD_BYTES} bytes long")]
+    TooLong,
+    #[error("this password is too common; choose one that is harder to guess")]
+    Common,
+    #[error("the password must not contain your email address")]
+    ContainsEmail,
+    #[error("the new password must differ from the temporary one")]
+    Unchanged,
+}
+
+/// A password as typed at login: NFKC-normalised, length-bounded, not checked against the rules
+/// for new passwords (an old password may predate them).
+pub struct LoginPassword(SecretString);
+
+impl LoginPassword {
+    /// Normalises a password typed at login. `None` when it is too long to be one we accepted.
+    pub fn parse(input: &SecretString) -> Option<LoginPassword> {
+        // Bound the raw input before normalising so a huge body cannot buy CPU time.
+        if input.expose_secret().len() > MAX_PASSWORD_BYTES * 4 {
+            return None;
+        }
+        let normalised: String = input.expose_secret().nfkc().collect();
+        if normalised.len() > MAX_PASSWORD_BYTES {
+            return None;
+        }
+        Some(LoginPassword(SecretString::from(normalised)))
+    }
+
+    pub fn secret(&self) -> &SecretString {
+        &self.0
+    }
+}
+
+/// A password that meets the rules for a new password.
+pub struct NewPassword(SecretString);
+
+impl NewPassword {
+    /// Checks a password someone wants to set for `email`.
+    pub fn parse(input: &SecretString, email: &Email) -> Result<NewPassword, WeakPassword> {
+        let normalised = LoginPassword::parse(input).ok_or(WeakPassword::TooLong)?;
+        let text = normalised.0.expose_secret();
+        if text.chars().count() < MIN_PASSWORD_CHARS {
+            return Err(WeakPassword::TooShort);
+        }
+        let lowered = text.to_lowercase();
+        if common_passwords().contains(lowered.as_str()) {
+            return Err(WeakPassword::Common);
+        }
+        let local = email.local_part();
+        if lowered.contains(email.as_str()) || (local.chars().count() >= 4 && lowered == local) {
+            return Err(WeakPassword::ContainsEmail);
+        }
+        Ok(NewPassword(normalised.0))
+    }
+
+    /// A password this server generated itself (temporary passwords), which meets the rules by
+    /// construction.
+    pub(crate) fn generated(secret: SecretString) -> NewPassword {
+        NewPassword(secret)
+    }
+
+    pub fn secret(&self) -> &SecretString {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn email() -> Email {
+        Email::parse("alice@example.com").unwrap()
+    }
+
+    fn check(password: &str) -> Result<NewPassword, WeakPassword> {
+        NewPassword::parse(&SecretString::from(password.to_owned()), &email())
+    }
+
+    #[test]
+    fn length_rules_count_characters_not_bytes() {
+        assert_eq!(check("short").err(), Some(WeakPassword::TooShort));
+        assert!(
+            check("ünïcödé!").is_ok(),
+            "8 characters of 2 bytes each are 8 characters"
+        );
+        assert_eq!(
+            check(&"x".repeat(MAX_PASSWORD_BYTES + 1)).err(),
+            Some(WeakPassword::TooLong)
+        );
+        assert!(check(&"correct horse battery staple ".repeat(30)).is_ok());
+    }
+
+    #[test]
+    fn no_composition_rules() {
+        assert!(check("all lower case words here").is_ok());
+    }
+
+    #[test]
+    fn common_passwords_are_refused_in_any_case() {
+        assert_eq!(check("password1").err(), Some(WeakPassword::Common));
+        assert_eq!(check("PassWord1").err(), Some(WeakPassword::Common));
+        assert_eq!(check("qwertyuiop").err(), Some(WeakPassword::Common));
+        assert!(common_passwords().len() > 10_000);
+    }
+
+    #[test]
+    fn the_address_is_refused() {
+        assert_eq!(
+            check("alice@example.com").err(),
+            Some(WeakPassword::ContainsEmail)
+        );
+        assert_eq!(
+            check("ALICE@example.com!!").err(),
+            Some(WeakPassword::ContainsEmail)
+        );
+    }
+
+    #[test]
+    fn nfkc_makes_compatibility_forms_equal() {
+        // U+FB01 LATIN SMALL LIGATURE FI normalises to "fi".
+        let typed =
+            LoginPassword::parse(&SecretString::from("\u{FB01}nest-hour".to_owned())).unwrap();
+        assert_eq!(typed.secret().expose_secret(), "finest-hour");
+    }
+}

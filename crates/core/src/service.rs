@@ -1,0 +1,80 @@
+//! The [`Service`]: the stores, the password hasher, the clock and the settings that every flow
+//! needs, bundled once. The flows themselves live in `login` and `accounts`.
+
+use std::sync::Arc;
+
+use time::Duration;
+
+use crate::clock::Clock;
+use crate::hasher::PasswordHasher;
+use crate::store::Stores;
+use crate::user::Method;
+
+/// Settings of the flows (from the server's configuration).
+#[derive(Debug, Clone)]
+pub struct ServiceSettings {
+    /// A session unused for this long ends.
+    pub session_idle_timeout: Duration,
+    /// A session ends this long after its login began, however active.
+    pub session_absolute_timeout: Duration,
+    /// A login that has not reached `authenticated` ends after this long without activity.
+    pub login_step_timeout: Duration,
+    /// Second-factor methods offered at enrollment.
+    pub allowed_methods: Vec<Method>,
+}
+
+impl Default for ServiceSettings {
+    fn default() -> Self {
+        Self {
+            session_idle_timeout: Duration::minutes(30),
+            session_absolute_timeout: Duration::hours(12),
+            login_step_timeout: Duration::minutes(15),
+            allowed_methods: vec![Method::Totp, Method::Sms, Method::Email],
+        }
+    }
+}
+
+/// Everything the flows need; cheap to clone.
+#[derive(Clone)]
+pub struct Service {
+    pub(crate) stores: Stores,
+    pub(crate) hasher: PasswordHasher,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) settings: Arc<ServiceSettings>,
+}
+
+impl std::fmt::Debug for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Service")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Service {
+    pub fn new(
+        stores: Stores,
+        hasher: PasswordHasher,
+        clock: Arc<dyn Clock>,
+        settings: ServiceSettings,
+    ) -> Self {
+        Self {
+            stores,
+            hasher,
+            clock,
+            settings: Arc::new(settings),
+        }
+    }
+
+    pub fn stores(&self) -> &Stores {
+        &self.stores
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    pub fn settings(&self) -> &ServiceSettings {
+        &self.settings
+    }
+}

@@ -1,0 +1,157 @@
+//! The store traits: what the domain needs from a database, one trait per aggregate. The
+//! `twofold-store` crate implements them for SQLite and PostgreSQL, and one conformance suite
+//! holds both to the same behaviour.
+//!
+//! Every call that acknowledges a write returns only after the write is durable. Single-use
+//! things change state with one conditional statement whose row count decides, so two requests
+//! (or two instances) can never both win.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use crate::email::Email;
+use crate::session::{SessionIdHash, SessionRecord, SessionState};
+use crate::user::{User, UserId};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A uniqueness rule refused the write (e.g. the email address is taken).
+    #[error("a record with the same key exists")]
+    Conflict,
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+/// The fields of a user being created.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub id: UserId,
+    pub email: Email,
+    pub password_hash: String,
+    pub password_change_required: bool,
+    pub is_admin: bool,
+    pub require_2fa: bool,
+    pub created_at: OffsetDateTime,
+}
+
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    /// Inserts a user; [`StoreError::Conflict`] when the email is taken.
+    async fn insert_user(&self, user: &NewUser) -> Result<(), StoreError>;
+
+    /// Inserts `user` only when no user exists at all (first start). `false` when there were
+    /// users already, or another instance created the first admin at the same moment.
+    async fn insert_first_user(&self, user: &NewUser) -> Result<bool, StoreError>;
+
+    async fn user_by_email(&self, email: &Email) -> Result<Option<User>, StoreError>;
+
+    async fn user_by_id(&self, id: UserId) -> Result<Option<User>, StoreError>;
+
+    /// Replaces the password hash and the "must change" flag; `false` when there is no such user.
+    async fn set_password(
+        &self,
+        id: UserId,
+        password_hash: &str,
+        change_required: bool,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+
+    /// Replaces the hash only if it is still `old_hash` (rehash on login must not undo a password
+    /// change that happened meanwhile).
+    async fn replace_password_hash(
+        &self,
+        id: UserId,
+        old_hash: &str,
+        new_hash: &str,
+    ) -> Result<bool, StoreError>;
+
+    /// `false` when there is no such user.
+    async fn set_require_2fa(
+        &self,
+        id: UserId,
+        required: bool,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+
+    async fn record_login(&self, id: UserId, now: OffsetDateTime) -> Result<(), StoreError>;
+
+    async fn count_users(&self) -> Result<u64, StoreError>;
+}
+
+/// A session being created.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub id_hash: SessionIdHash,
+    pub user_id: UserId,
+    pub state: SessionState,
+    pub created_at: OffsetDateTime,
+}
+
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    /// Inserts a session whose `last_seen_at` is its `created_at`.
+    async fn insert_session(&self, session: &NewSession) -> Result<(), StoreError>;
+
+    async fn session_by_id_hash(
+        &self,
+        id_hash: &SessionIdHash,
+    ) -> Result<Option<SessionRecord>, StoreError>;
+
+    /// Moves a session to `new_state` under a new id, in one conditional update that succeeds
+    /// only while the session still has id `old` and state `expected`. `false` means another
+    /// request rotated or ended it first; the caller must then fail.
+    async fn rotate_session(
+        &self,
+        old: &SessionIdHash,
+        expected: SessionState,
+        new: &SessionIdHash,
+        new_state: SessionState,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+
+    /// Records activity for the idle timeout.
+    async fn touch_session(
+        &self,
+        id_hash: &SessionIdHash,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+
+    /// `true` when a session was deleted.
+    async fn delete_session(&self, id_hash: &SessionIdHash) -> Result<bool, StoreError>;
+
+    /// Ends every session of a user but `keep`; returns how many ended.
+    async fn delete_user_sessions(
+        &self,
+        user_id: UserId,
+        keep: Option<&SessionIdHash>,
+    ) -> Result<u64, StoreError>;
+
+    /// Deletes sessions idle since before `idle_before` or begun before `created_before`.
+    async fn delete_expired_sessions(
+        &self,
+        idle_before: OffsetDateTime,
+        created_before: OffsetDateTime,
+    ) -> Result<u64, StoreError>;
+}
+
+#[async_trait]
+pub trait HealthCheck: Send + Sync {
+    /// Succeeds when the database answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// The stores of one database, shared by the whole process.
+#[derive(Clone)]
+pub struct Stores {
+    pub users: Arc<dyn UserStore>,
+    pub sessions: Arc<dyn SessionStore>,
+    pub health: Arc<dyn HealthCheck>,
+}
+
+impl std::fmt::Debug for Stores {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Stores")
+    }
+}
