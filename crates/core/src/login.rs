@@ -157,7 +157,7 @@ impl Service {
         if !self
             .stores
             .users
-            .set_password(user.id, &hash, false, now)
+            .set_password(user.id, &user.password_hash, &hash, false, now)
             .await?
         {
             return Err(LoginError::SessionEnded);

@@ -49,10 +49,13 @@ pub trait UserStore: Send + Sync {
 
     async fn user_by_id(&self, id: UserId) -> Result<Option<User>, StoreError>;
 
-    /// Replaces the password hash and the "must change" flag; `false` when there is no such user.
+    /// Replaces the password hash and the "must change" flag, only while the stored hash is
+    /// still `expected_hash`: of two concurrent password changes exactly one wins. `false` when
+    /// there is no such user or the hash changed meanwhile.
     async fn set_password(
         &self,
         id: UserId,
+        expected_hash: &str,
         password_hash: &str,
         change_required: bool,
         now: OffsetDateTime,

@@ -1,0 +1,144 @@
+//! `ApiError`: every failure of the JSON API becomes the contract's body
+//! `{"error": "<snake_case_code>", "message": "<text for a person>"}` with a stable code. A 500
+//! says nothing of its cause to the client and logs it in full.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use twofold_core::accounts::AccountError;
+use twofold_core::login::LoginError;
+use utoipa::ToSchema;
+
+/// Seconds a shed request is asked to wait before retrying.
+const OVERLOAD_RETRY_AFTER_SECONDS: u64 = 2;
+
+/// The error body of every API error.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// Stable snake_case code for programs.
+    #[schema(example = "invalid_credentials")]
+    pub error: String,
+    /// Text for a person.
+    pub message: String,
+}
+
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    retry_after: Option<u64>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    pub fn unauthenticated() -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthenticated", "sign in first")
+    }
+
+    pub fn not_found() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", "there is nothing here")
+    }
+
+    pub fn overloaded() -> Self {
+        Self {
+            retry_after: Some(OVERLOAD_RETRY_AFTER_SECONDS),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "overloaded",
+                "the server is busy; try again shortly",
+            )
+        }
+    }
+
+    /// Logs the cause in full and tells the client nothing about it.
+    pub fn internal(cause: &dyn std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "request failed");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "something went wrong on our side",
+        )
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: self.code.to_owned(),
+            message: self.message,
+        };
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
+    }
+}
+
+impl From<LoginError> for ApiError {
+    fn from(error: LoginError) -> Self {
+        match error {
+            LoginError::InvalidCredentials => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_credentials",
+                "the email or password is not right",
+            ),
+            LoginError::WeakPassword(reason) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "weak_password",
+                reason.to_string(),
+            ),
+            LoginError::SessionEnded => ApiError::unauthenticated(),
+            LoginError::Overloaded => ApiError::overloaded(),
+            LoginError::Unexpected(cause) => ApiError::internal(&format!("{cause:#}")),
+        }
+    }
+}
+
+impl From<AccountError> for ApiError {
+    fn from(error: AccountError) -> Self {
+        match error {
+            AccountError::InvalidEmail(reason) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_email",
+                reason.to_string(),
+            ),
+            AccountError::EmailTaken => ApiError::new(
+                StatusCode::CONFLICT,
+                "email_taken",
+                "an account with this email address exists",
+            ),
+            AccountError::NotFound => ApiError::not_found(),
+            AccountError::WeakPassword(reason) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "weak_password",
+                reason.to_string(),
+            ),
+            AccountError::Overloaded => ApiError::overloaded(),
+            AccountError::Unexpected(cause) => ApiError::internal(&format!("{cause:#}")),
+        }
+    }
+}

@@ -1,0 +1,220 @@
+//! The sign-in pages: email and password, a new password in place of a temporary one, the
+//! enrollment notice, and sign-out.
+
+use askama::Template;
+use axum::Form;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use secrecy::SecretString;
+use serde::Deserialize;
+use twofold_core::login::{LoginError, LoginStep};
+use twofold_core::session::SessionState;
+
+use super::{Csrf, csrf_failure, csrf_matches, render};
+use crate::error::ApiError;
+use crate::gate::{CurrentSession, MaybeSession, page_for};
+use crate::state::AppState;
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage<'a> {
+    title: &'a str,
+    csrf: &'a str,
+    email: &'a str,
+    error: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "password.html")]
+struct PasswordPage<'a> {
+    title: &'a str,
+    csrf: &'a str,
+    email: &'a str,
+    error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "enroll.html")]
+struct EnrollPage<'a> {
+    title: &'a str,
+    csrf: &'a str,
+    methods: Vec<&'static str>,
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    csrf: String,
+    email: String,
+    password: SecretString,
+}
+
+#[derive(Deserialize)]
+pub struct PasswordForm {
+    csrf: String,
+    new_password: SecretString,
+}
+
+#[derive(Deserialize)]
+pub struct CsrfOnlyForm {
+    csrf: String,
+}
+
+/// `/`: wherever the session belongs.
+pub async fn root(MaybeSession(session): MaybeSession) -> Redirect {
+    Redirect::to(page_for(session.map(|session| session.state)))
+}
+
+pub async fn login_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    MaybeSession(session): MaybeSession,
+) -> Result<Response, ApiError> {
+    if session
+        .as_ref()
+        .is_some_and(|session| session.state == SessionState::Authenticated)
+    {
+        return Ok(Redirect::to("/account").into_response());
+    }
+    let csrf = Csrf::for_request(&state, &headers)?;
+    let page = LoginPage {
+        title: "Sign in",
+        csrf: &csrf.token,
+        email: "",
+        error: None,
+    };
+    Ok(csrf.apply(render(StatusCode::OK, &page)))
+}
+
+pub async fn login_submit(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Result<Response, ApiError> {
+    if !csrf_matches(&state, &headers, &form.csrf) {
+        return Ok(csrf_failure());
+    }
+    match state.service.login(&form.email, &form.password).await {
+        Ok(step) => Ok(continue_login(&state, step)),
+        Err(LoginError::InvalidCredentials) => {
+            let page = LoginPage {
+                title: "Sign in",
+                csrf: &form.csrf,
+                email: &form.email,
+                error: Some("The email or password is not right."),
+            };
+            Ok(render(StatusCode::UNAUTHORIZED, &page))
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+pub async fn password_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    CurrentSession(session): CurrentSession,
+) -> Result<Response, ApiError> {
+    let csrf = Csrf::for_request(&state, &headers)?;
+    let page = PasswordPage {
+        title: "Choose a new password",
+        csrf: &csrf.token,
+        email: session.user.email.as_str(),
+        error: None,
+    };
+    Ok(csrf.apply(render(StatusCode::OK, &page)))
+}
+
+pub async fn password_submit(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    CurrentSession(session): CurrentSession,
+    Form(form): Form<PasswordForm>,
+) -> Result<Response, ApiError> {
+    if !csrf_matches(&state, &headers, &form.csrf) {
+        return Ok(csrf_failure());
+    }
+    match state
+        .service
+        .change_temporary_password(&session, &form.new_password)
+        .await
+    {
+        Ok(step) => Ok(continue_login(&state, step)),
+        Err(LoginError::WeakPassword(reason)) => {
+            let page = PasswordPage {
+                title: "Choose a new password",
+                csrf: &form.csrf,
+                email: session.user.email.as_str(),
+                error: Some(capitalise(&reason.to_string())),
+            };
+            Ok(render(StatusCode::UNPROCESSABLE_ENTITY, &page))
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+pub async fn enroll_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let csrf = Csrf::for_request(&state, &headers)?;
+    let methods = state
+        .service
+        .settings()
+        .allowed_methods
+        .iter()
+        .map(|method| method_label(method.as_str()))
+        .collect();
+    let page = EnrollPage {
+        title: "Set up two-factor authentication",
+        csrf: &csrf.token,
+        methods,
+    };
+    Ok(csrf.apply(render(StatusCode::OK, &page)))
+}
+
+pub async fn logout_submit(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    MaybeSession(session): MaybeSession,
+    Form(form): Form<CsrfOnlyForm>,
+) -> Result<Response, ApiError> {
+    if !csrf_matches(&state, &headers, &form.csrf) {
+        return Ok(csrf_failure());
+    }
+    if let Some(session) = session {
+        state.service.logout(&session.id_hash).await?;
+    }
+    let mut response = Redirect::to("/login").into_response();
+    response
+        .headers_mut()
+        .insert(header::SET_COOKIE, state.cookies.clear_session_cookie());
+    Ok(response)
+}
+
+/// Sets the rotated session cookie and sends the browser to the page of the new state.
+fn continue_login(state: &AppState, step: LoginStep) -> Response {
+    let mut response = Redirect::to(page_for(Some(step.state))).into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        state.cookies.session_cookie(step.token.expose()),
+    );
+    response
+}
+
+pub fn method_label(method: &str) -> &'static str {
+    match method {
+        "totp" => "Authenticator app",
+        "sms" => "Text message (SMS)",
+        "email" => "Email code",
+        "recovery_code" => "Recovery code",
+        _ => "Other",
+    }
+}
+
+fn capitalise(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect::<String>() + ".",
+        None => String::new(),
+    }
+}

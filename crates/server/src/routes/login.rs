@@ -1,0 +1,113 @@
+//! `/api/v1/login…` and `/api/v1/logout`: the JSON side of the login state machine.
+
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use twofold_core::login::LoginStep;
+use twofold_core::session::SessionState;
+use twofold_core::user::Method;
+use utoipa::ToSchema;
+
+use crate::error::{ApiError, ErrorBody};
+use crate::gate::{CurrentSession, MaybeSession};
+use crate::json::JsonBody;
+use crate::state::AppState;
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    #[schema(example = "alice@example.com")]
+    pub email: String,
+    #[schema(value_type = String, format = Password)]
+    pub password: SecretString,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewPasswordRequest {
+    #[schema(value_type = String, format = Password)]
+    pub new_password: SecretString,
+}
+
+/// Where the login stands, and what the next step may use.
+#[derive(Serialize, ToSchema)]
+pub struct LoginStateResponse {
+    #[schema(value_type = String, example = "second_factor")]
+    pub state: SessionState,
+    #[schema(value_type = Vec<String>, example = json!(["totp", "recovery_code"]))]
+    pub methods: Vec<Method>,
+}
+
+/// The answer to a login step: the state as JSON and the rotated session cookie.
+pub fn step_response(state: &AppState, step: LoginStep) -> Response {
+    let body = LoginStateResponse {
+        state: step.state,
+        methods: step.methods,
+    };
+    let mut response = axum::Json(body).into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        state.cookies.session_cookie(step.token.expose()),
+    );
+    response
+}
+
+/// Checks email and password and starts a session.
+#[utoipa::path(post, path = "/api/v1/login", tag = "login", request_body = LoginRequest,
+    responses(
+        (status = 200, description = "The password was right; the body says what comes next", body = LoginStateResponse),
+        (status = 401, description = "`invalid_credentials`: unknown email or wrong password (one answer for both)", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 503, description = "Overloaded; retry after `Retry-After` seconds", body = ErrorBody),
+    ))]
+pub async fn login(
+    State(state): State<AppState>,
+    JsonBody(request): JsonBody<LoginRequest>,
+) -> Result<Response, ApiError> {
+    let step = state
+        .service
+        .login(&request.email, &request.password)
+        .await?;
+    Ok(step_response(&state, step))
+}
+
+/// Replaces a temporary password (state `password_change_required`).
+#[utoipa::path(post, path = "/api/v1/login/password", tag = "login", request_body = NewPasswordRequest,
+    responses(
+        (status = 200, description = "Password set; the body says what comes next", body = LoginStateResponse),
+        (status = 401, description = "No session in state `password_change_required`", body = ErrorBody),
+        (status = 422, description = "`weak_password`, with the reason", body = ErrorBody),
+    ))]
+pub async fn change_temporary_password(
+    State(state): State<AppState>,
+    CurrentSession(session): CurrentSession,
+    JsonBody(request): JsonBody<NewPasswordRequest>,
+) -> Result<Response, ApiError> {
+    let step = state
+        .service
+        .change_temporary_password(&session, &request.new_password)
+        .await?;
+    Ok(step_response(&state, step))
+}
+
+/// Ends the session (in any state). Answers 204 also when there was none.
+#[utoipa::path(post, path = "/api/v1/logout", tag = "login", request_body(content = serde_json::Value, description = "`{}`"),
+    responses((status = 204, description = "Signed out")))]
+pub async fn logout(
+    State(state): State<AppState>,
+    MaybeSession(session): MaybeSession,
+) -> Result<Response, ApiError> {
+    if let Some(session) = session {
+        state.service.logout(&session.id_hash).await?;
+    }
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    response
+        .headers_mut()
+        .insert(header::SET_COOKIE, state.cookies.clear_session_cookie());
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}

@@ -1,0 +1,205 @@
+//! `spawn_app`: the real router on a random port over a fresh database, with a manual clock, and
+//! small HTTP helpers.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use reqwest::{Client, Response, StatusCode};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use twofold_core::accounts::NewAccount;
+use twofold_core::clock::ManualClock;
+use twofold_core::hasher::{Argon2Settings, PasswordHasher};
+use twofold_core::{Service, ServiceSettings};
+use twofold_server::delivery::outbox::Outbox;
+use twofold_server::gate::RouteEntry;
+use twofold_server::{AppState, HttpSettings};
+use twofold_store::testing::TestDatabase;
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// Which database a case runs on.
+#[derive(Debug, Clone, Copy)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub struct TestApp {
+    pub address: SocketAddr,
+    pub service: Service,
+    pub clock: ManualClock,
+    pub inventory: Vec<RouteEntry>,
+    pub database: TestDatabase,
+    _data: tempfile::TempDir,
+}
+
+pub struct Options {
+    pub public_url: Option<String>,
+    pub argon2: Argon2Settings,
+    pub body_limit_bytes: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            public_url: None,
+            argon2: Argon2Settings::default(),
+            body_limit_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// `None` when PostgreSQL cases are skipped (`TWOFOLD_TEST_POSTGRES=skip`).
+pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
+    spawn_app_with(backend, Options::default()).await
+}
+
+pub async fn spawn_app_with(backend: Backend, options: Options) -> Option<TestApp> {
+    let database = match backend {
+        Backend::Sqlite => TestDatabase::sqlite(),
+        Backend::Postgres => TestDatabase::postgres().await?,
+    };
+    Some(start_on(database, options).await)
+}
+
+/// Starts a (further) server over an existing database.
+pub async fn start_on(database: TestDatabase, options: Options) -> TestApp {
+    let stores = database.open().await;
+    let clock = ManualClock::at_unix(1_800_000_000);
+    let hasher = PasswordHasher::start(options.argon2, 2, 64).unwrap();
+    let service = Service::new(
+        stores,
+        hasher,
+        Arc::new(clock.clone()),
+        ServiceSettings::default(),
+    );
+    let data = tempfile::tempdir().unwrap();
+    let outbox = Arc::new(Outbox::open(data.path().join("outbox")).unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let public_url = options
+        .public_url
+        .unwrap_or_else(|| format!("http://{address}"));
+    let http = HttpSettings {
+        public_url: public_url.parse().unwrap(),
+        body_limit_bytes: options.body_limit_bytes,
+    };
+    let state = AppState::new(service.clone(), http, outbox.clone(), outbox);
+    let (router, inventory) = twofold_server::app(state);
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    TestApp {
+        address,
+        service,
+        clock,
+        inventory,
+        database,
+        _data: data,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.address, path)
+    }
+
+    /// A browser-like client with its own cookie jar that does not follow redirects.
+    pub fn client(&self) -> Client {
+        Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+    }
+
+    pub async fn create_user(
+        &self,
+        email: &str,
+        password: Option<&str>,
+        require_2fa: bool,
+    ) -> Option<String> {
+        let password = password.map(|text| SecretString::from(text.to_owned()));
+        let created = self
+            .service
+            .create_account(NewAccount {
+                email,
+                password: password.as_ref(),
+                is_admin: false,
+                require_2fa,
+            })
+            .await
+            .unwrap();
+        created
+            .temporary_password
+            .map(|secret| secrecy::ExposeSecret::expose_secret(&secret).to_owned())
+    }
+
+    pub async fn post(&self, client: &Client, path: &str, body: Value) -> Response {
+        client
+            .post(self.url(path))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn get(&self, client: &Client, path: &str) -> Response {
+        client.get(self.url(path)).send().await.unwrap()
+    }
+
+    pub async fn login(&self, client: &Client, email: &str, password: &str) -> Response {
+        self.post(
+            client,
+            "/api/v1/login",
+            json!({"email": email, "password": password}),
+        )
+        .await
+    }
+}
+
+/// The session cookie a response set.
+pub fn session_cookie(response: &Response) -> Option<String> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .find(|cookie| cookie.contains("twofold_session="))
+        .and_then(|cookie| cookie.split(';').next())
+        .and_then(|pair| pair.split_once('='))
+        .map(|(_, value)| value.to_owned())
+}
+
+/// Asserts a contract error: status and `{"error": code, "message": …}`.
+pub async fn assert_error(response: Response, status: StatusCode, code: &str) -> Value {
+    assert_eq!(response.status(), status);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], code, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|message| !message.is_empty()),
+        "{body}"
+    );
+    body
+}
+
+/// Runs a case on SQLite and on PostgreSQL as two tests.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($case:ident),* $(,)?) => {
+        $(
+            mod $case {
+                use $crate::helpers::Backend;
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$case(Backend::Sqlite).await;
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    super::$case(Backend::Postgres).await;
+                }
+            }
+        )*
+    };
+}

@@ -1,0 +1,9 @@
+//! Integration tests: the real router over HTTP on SQLite and PostgreSQL.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
+
+mod helpers;
+
+mod api;
+mod login;
+mod sessions;

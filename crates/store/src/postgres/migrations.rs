@@ -1,0 +1,113 @@
+//! The PostgreSQL schema, as an ordered list of migrations, and the code that applies them.
+
+use anyhow::Context;
+use deadpool_postgres::Client;
+
+use super::locked_transaction;
+use crate::migration::{Migration, refuse_newer_schema};
+
+pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    sql: r#"
+CREATE TABLE users (
+    id TEXT PRIMARY KEY,
+    email TEXT NOT NULL CONSTRAINT users_email_key UNIQUE,
+    password_hash TEXT NOT NULL,
+    password_change_required BOOLEAN NOT NULL,
+    is_admin BOOLEAN NOT NULL,
+    require_2fa BOOLEAN NOT NULL,
+    email_verified BOOLEAN NOT NULL DEFAULT FALSE,
+    disabled BOOLEAN NOT NULL DEFAULT FALSE,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    last_login_at BIGINT
+);
+
+CREATE TABLE sessions (
+    id_hash BYTEA PRIMARY KEY CHECK (octet_length(id_hash) = 32),
+    user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    state TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    last_seen_at BIGINT NOT NULL
+);
+
+CREATE INDEX sessions_user_id ON sessions(user_id);
+"#,
+}];
+
+/// Serialises migrations across instances sharing the database ("twofold" + 1).
+const MIGRATION_LOCK_KEY: i64 = 0x7477_6f66_6f6c_6401;
+
+/// Applies every pending migration, each in its own transaction.
+pub(crate) async fn run(client: &mut Client) -> anyhow::Result<()> {
+    let transaction = locked_transaction(client, MIGRATION_LOCK_KEY)
+        .await
+        .context("beginning the migration check")?;
+    transaction
+        .batch_execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (
+                version INTEGER PRIMARY KEY,
+                applied_at BIGINT NOT NULL
+            )",
+        )
+        .await
+        .context("creating schema_migrations")?;
+    let newest: Option<i32> = transaction
+        .query_one("SELECT MAX(version) FROM schema_migrations", &[])
+        .await
+        .and_then(|row| row.try_get(0))
+        .context("reading the schema version")?;
+    refuse_newer_schema(newest, MIGRATIONS)?;
+    transaction
+        .commit()
+        .await
+        .context("committing the migration check")?;
+
+    for migration in MIGRATIONS {
+        apply(client, migration)
+            .await
+            .with_context(|| format!("applying PostgreSQL migration {}", migration.version))?;
+    }
+    Ok(())
+}
+
+async fn apply(client: &mut Client, migration: &Migration) -> anyhow::Result<()> {
+    let transaction = locked_transaction(client, MIGRATION_LOCK_KEY).await?;
+    let applied = transaction
+        .query_opt(
+            "SELECT 1 FROM schema_migrations WHERE version = $1",
+            &[&migration.version],
+        )
+        .await?
+        .is_some();
+    if applied {
+        return Ok(());
+    }
+    transaction.batch_execute(migration.sql).await?;
+    // The database's clock, because this crate takes no clock and the time is only a record.
+    transaction
+        .execute(
+            "INSERT INTO schema_migrations (version, applied_at) \
+             VALUES ($1, floor(extract(epoch FROM now()))::BIGINT)",
+            &[&migration.version],
+        )
+        .await?;
+    transaction.commit().await?;
+    tracing::info!(version = migration.version, "applied PostgreSQL migration");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_increase() {
+        assert!(
+            MIGRATIONS
+                .windows(2)
+                .all(|pair| pair[0].version < pair[1].version)
+        );
+        assert!(MIGRATIONS.first().is_some_and(|first| first.version >= 1));
+    }
+}

@@ -1,0 +1,189 @@
+//! [`UserStore`] on PostgreSQL.
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+use tokio_postgres::Row;
+use tokio_postgres::types::ToSql;
+use twofold_core::email::Email;
+use twofold_core::store::{NewUser, StoreError, UserStore};
+use twofold_core::user::{User, UserId};
+
+use super::{PostgresStore, locked_transaction, store_error};
+use crate::rows::{NewUserRow, UserRow, to_unix, user_columns};
+
+const INSERT_USER: &str = "INSERT INTO users (id, email, password_hash, password_change_required, is_admin, \
+     require_2fa, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)";
+
+// Why no two instances can both create a first user, under READ COMMITTED:
+// - Without any lock, two concurrent inserts could both see an empty table. Given the same
+//   admin email (the usual case: instances share their configuration) they collide on the
+//   unique index; the second waits for the first to commit, and ON CONFLICT DO NOTHING then
+//   makes it insert nothing, so its row count is 0.
+// - With different emails the index would not collide, so the statement runs under an advisory
+//   lock: the second instance waits for the first to commit, and the INSERT's fresh statement
+//   snapshot then sees the first user, so NOT EXISTS fails.
+const INSERT_FIRST_USER: &str = "INSERT INTO users (id, email, password_hash, password_change_required, is_admin, \
+     require_2fa, created_at, updated_at) SELECT $1, $2, $3, $4, $5, $6, $7, $7 \
+     WHERE NOT EXISTS (SELECT 1 FROM users) ON CONFLICT (email) DO NOTHING";
+
+/// Serialises first-user creation across instances ("twofold" + 2).
+const FIRST_USER_LOCK_KEY: i64 = 0x7477_6f66_6f6c_6402;
+
+const USER_BY_EMAIL: &str = concat!("SELECT ", user_columns!(), " FROM users WHERE email = $1");
+const USER_BY_ID: &str = concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1");
+
+fn user_row(row: &Row) -> Result<UserRow, tokio_postgres::Error> {
+    Ok(UserRow {
+        id: row.try_get(0)?,
+        email: row.try_get(1)?,
+        password_hash: row.try_get(2)?,
+        password_change_required: row.try_get(3)?,
+        is_admin: row.try_get(4)?,
+        require_2fa: row.try_get(5)?,
+        email_verified: row.try_get(6)?,
+        disabled: row.try_get(7)?,
+        created_at: row.try_get(8)?,
+        last_login_at: row.try_get(9)?,
+    })
+}
+
+fn to_user(operation: &'static str, row: Option<Row>) -> Result<Option<User>, StoreError> {
+    let Some(row) = row else { return Ok(None) };
+    let row = user_row(&row).map_err(|error| store_error(operation, error))?;
+    User::try_from(row)
+        .map(Some)
+        .map_err(StoreError::Unexpected)
+}
+
+fn new_user_params(row: &NewUserRow) -> [&(dyn ToSql + Sync); 7] {
+    [
+        &row.id,
+        &row.email,
+        &row.password_hash,
+        &row.password_change_required,
+        &row.is_admin,
+        &row.require_2fa,
+        &row.created_at,
+    ]
+}
+
+#[async_trait]
+impl UserStore for PostgresStore {
+    async fn insert_user(&self, user: &NewUser) -> Result<(), StoreError> {
+        let row = NewUserRow::from(user);
+        self.execute("insert_user", INSERT_USER, &new_user_params(&row))
+            .await
+            .map(drop)
+    }
+
+    async fn insert_first_user(&self, user: &NewUser) -> Result<bool, StoreError> {
+        const OPERATION: &str = "insert_first_user";
+        let row = NewUserRow::from(user);
+        let mut client = self.client(OPERATION).await?;
+        let transaction = locked_transaction(&mut client, FIRST_USER_LOCK_KEY)
+            .await
+            .map_err(|error| store_error(OPERATION, error))?;
+        let statement = transaction
+            .prepare_cached(INSERT_FIRST_USER)
+            .await
+            .map_err(|error| store_error(OPERATION, error))?;
+        let inserted = transaction
+            .execute(&statement, &new_user_params(&row))
+            .await
+            .map_err(|error| store_error(OPERATION, error))?;
+        transaction
+            .commit()
+            .await
+            .map_err(|error| store_error(OPERATION, error))?;
+        Ok(inserted == 1)
+    }
+
+    async fn user_by_email(&self, email: &Email) -> Result<Option<User>, StoreError> {
+        let row = self
+            .query_opt("user_by_email", USER_BY_EMAIL, &[&email.as_str()])
+            .await?;
+        to_user("user_by_email", row)
+    }
+
+    async fn user_by_id(&self, id: UserId) -> Result<Option<User>, StoreError> {
+        let row = self
+            .query_opt("user_by_id", USER_BY_ID, &[&id.to_string()])
+            .await?;
+        to_user("user_by_id", row)
+    }
+
+    async fn set_password(
+        &self,
+        id: UserId,
+        expected_hash: &str,
+        password_hash: &str,
+        change_required: bool,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let changed = self
+            .execute(
+                "set_password",
+                "UPDATE users SET password_hash = $2, password_change_required = $3, updated_at = $4 \
+                 WHERE id = $1 AND password_hash = $5",
+                &[&id.to_string(), &password_hash, &change_required, &to_unix(now), &expected_hash],
+            )
+            .await?;
+        Ok(changed == 1)
+    }
+
+    async fn replace_password_hash(
+        &self,
+        id: UserId,
+        old_hash: &str,
+        new_hash: &str,
+    ) -> Result<bool, StoreError> {
+        let changed = self
+            .execute(
+                "replace_password_hash",
+                "UPDATE users SET password_hash = $3 WHERE id = $1 AND password_hash = $2",
+                &[&id.to_string(), &old_hash, &new_hash],
+            )
+            .await?;
+        Ok(changed == 1)
+    }
+
+    async fn set_require_2fa(
+        &self,
+        id: UserId,
+        required: bool,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let changed = self
+            .execute(
+                "set_require_2fa",
+                "UPDATE users SET require_2fa = $2, updated_at = $3 WHERE id = $1",
+                &[&id.to_string(), &required, &to_unix(now)],
+            )
+            .await?;
+        Ok(changed == 1)
+    }
+
+    async fn record_login(&self, id: UserId, now: OffsetDateTime) -> Result<(), StoreError> {
+        self.execute(
+            "record_login",
+            "UPDATE users SET last_login_at = $2 WHERE id = $1",
+            &[&id.to_string(), &to_unix(now)],
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn count_users(&self) -> Result<u64, StoreError> {
+        let row = self
+            .query_opt("count_users", "SELECT COUNT(*) FROM users", &[])
+            .await?;
+        let count: i64 = match row {
+            Some(row) => row
+                .try_get(0)
+                .map_err(|error| store_error("count_users", error))?,
+            None => 0,
+        };
+        u64::try_from(count)
+            .map_err(|_| StoreError::Unexpected(anyhow::anyhow!("COUNT(*) returned {count}")))
+    }
+}

@@ -1,0 +1,124 @@
+//! The SQLite schema, as an ordered list of migrations, and the code that applies them.
+//!
+//! Tables are `STRICT`, so a value of the wrong type is refused on write rather than found on
+//! read. Booleans are INTEGER 0/1 and timestamps unix seconds.
+
+use anyhow::Context;
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
+
+use crate::migration::{Migration, refuse_newer_schema};
+
+pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    sql: r#"
+CREATE TABLE users (
+    id TEXT NOT NULL PRIMARY KEY,
+    email TEXT NOT NULL UNIQUE,
+    password_hash TEXT NOT NULL,
+    password_change_required INTEGER NOT NULL CHECK (password_change_required IN (0, 1)),
+    is_admin INTEGER NOT NULL CHECK (is_admin IN (0, 1)),
+    require_2fa INTEGER NOT NULL CHECK (require_2fa IN (0, 1)),
+    email_verified INTEGER NOT NULL DEFAULT 0 CHECK (email_verified IN (0, 1)),
+    disabled INTEGER NOT NULL DEFAULT 0 CHECK (disabled IN (0, 1)),
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    last_login_at INTEGER
+) STRICT;
+
+CREATE TABLE sessions (
+    id_hash BLOB NOT NULL PRIMARY KEY CHECK (length(id_hash) = 32),
+    user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    state TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    last_seen_at INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+
+CREATE INDEX sessions_user_id ON sessions(user_id);
+"#,
+}];
+
+/// Applies every pending migration, each in its own transaction.
+///
+/// Transactions are IMMEDIATE: they take the write lock before reading `schema_migrations`, so
+/// two processes opening the same file at once apply each migration exactly once (the second
+/// waits on the busy timeout, then sees the version recorded).
+pub(crate) fn run(connection: &mut Connection) -> anyhow::Result<()> {
+    let transaction = connection
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .context("beginning the migration check")?;
+    transaction
+        .execute_batch(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (
+                version INTEGER PRIMARY KEY,
+                applied_at INTEGER NOT NULL
+            ) STRICT;",
+        )
+        .context("creating schema_migrations")?;
+    let newest: Option<i32> = transaction
+        .query_row("SELECT MAX(version) FROM schema_migrations", [], |row| {
+            row.get(0)
+        })
+        .context("reading the schema version")?;
+    refuse_newer_schema(newest, MIGRATIONS)?;
+    transaction
+        .commit()
+        .context("committing the migration check")?;
+
+    for migration in MIGRATIONS {
+        apply(connection, migration)
+            .with_context(|| format!("applying SQLite migration {}", migration.version))?;
+    }
+    Ok(())
+}
+
+fn apply(connection: &mut Connection, migration: &Migration) -> anyhow::Result<()> {
+    let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let applied = transaction
+        .query_row(
+            "SELECT 1 FROM schema_migrations WHERE version = ?1",
+            [migration.version],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some();
+    if applied {
+        return Ok(());
+    }
+    transaction.execute_batch(migration.sql)?;
+    // The database's clock, because this crate takes no clock and the time is only a record.
+    transaction.execute(
+        "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, unixepoch())",
+        [migration.version],
+    )?;
+    transaction.commit()?;
+    tracing::info!(version = migration.version, "applied SQLite migration");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_increase() {
+        assert!(
+            MIGRATIONS
+                .windows(2)
+                .all(|pair| pair[0].version < pair[1].version)
+        );
+        assert!(MIGRATIONS.first().is_some_and(|first| first.version >= 1));
+    }
+
+    #[test]
+    fn migrations_apply_to_an_empty_database_and_again() {
+        let mut connection = Connection::open_in_memory().unwrap();
+        run(&mut connection).unwrap();
+        run(&mut connection).unwrap();
+        let count: i64 = connection
+            .query_row("SELECT COUNT(*) FROM schema_migrations", [], |row| {
+                row.get(0)
+            })
+            .unwrap();
+        assert_eq!(count, MIGRATIONS.len() as i64);
+    }
+}

@@ -1,0 +1,104 @@
+//! Cases about opening a database: migrations, schema versions, several instances at once, and
+//! stored values the domain cannot parse.
+
+use twofold_core::session::SessionState::Authenticated;
+use twofold_core::store::StoreError;
+
+use crate::harness::{TestDatabase, at, email, insert_user, new_session, new_user, session_hash};
+
+conformance!(database:
+    migrations_are_idempotent,
+    concurrent_opens_all_succeed,
+    newer_schema_version_is_refused,
+    first_user_is_unique_across_instances,
+    unparsable_rows_are_errors,
+);
+
+async fn migrations_are_idempotent(database: &TestDatabase) {
+    let first = database.open().await;
+    let id = insert_user(&first, "alice@example.com").await;
+    drop(first);
+    let second = database.open().await;
+    let third = database.open().await;
+    assert!(second.users.user_by_id(id).await.unwrap().is_some());
+    assert_eq!(third.users.count_users().await.unwrap(), 1);
+}
+
+async fn concurrent_opens_all_succeed(database: &TestDatabase) {
+    let opens: Vec<_> = (0..4)
+        .map(|_| {
+            let url = database.url().to_owned();
+            tokio::spawn(async move { twofold_store::open(&url).await })
+        })
+        .collect();
+    for open in opens {
+        let stores = open.await.unwrap().unwrap();
+        stores.health.ping().await.unwrap();
+    }
+}
+
+async fn newer_schema_version_is_refused(database: &TestDatabase) {
+    drop(database.open().await);
+    database
+        .execute_raw("INSERT INTO schema_migrations (version, applied_at) VALUES (1000, 0)")
+        .await;
+    let error = twofold_store::open(database.url()).await.unwrap_err();
+    let message = format!("{error:#}");
+    assert!(message.contains("version 1000"), "{message}");
+    assert!(message.contains("newer Twofold"), "{message}");
+}
+
+async fn first_user_is_unique_across_instances(database: &TestDatabase) {
+    let instances = [database.open().await, database.open().await];
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(8));
+    let tasks: Vec<_> = (0..8)
+        .map(|n| {
+            let (stores, barrier) = (instances[n % 2].clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                let admin = new_user(&format!("admin{n}@localhost"));
+                stores.users.insert_first_user(&admin).await.unwrap()
+            })
+        })
+        .collect();
+    let mut winners = 0;
+    for task in tasks {
+        winners += u32::from(task.await.unwrap());
+    }
+    assert_eq!(winners, 1);
+    assert_eq!(instances[1].users.count_users().await.unwrap(), 1);
+}
+
+async fn unparsable_rows_are_errors(database: &TestDatabase) {
+    let stores = database.open().await;
+    let alice = insert_user(&stores, "alice@example.com").await;
+    let bob = insert_user(&stores, "bob@example.com").await;
+    insert_user(&stores, "carol@example.com").await;
+    stores
+        .sessions
+        .insert_session(&new_session(alice, session_hash(1), Authenticated, at(0)))
+        .await
+        .unwrap();
+    database
+        .execute_raw(
+            "UPDATE users SET email = 'not an address' WHERE email = 'bob@example.com';
+             UPDATE users SET id = 'not-a-uuid' WHERE email = 'carol@example.com';
+             UPDATE sessions SET state = 'root';",
+        )
+        .await;
+
+    let bob = stores.users.user_by_id(bob).await;
+    assert!(matches!(bob, Err(StoreError::Unexpected(_))), "{bob:?}");
+    let carol = stores
+        .users
+        .user_by_email(&email("carol@example.com"))
+        .await;
+    assert!(matches!(carol, Err(StoreError::Unexpected(_))), "{carol:?}");
+    let session = stores.sessions.session_by_id_hash(&session_hash(1)).await;
+    assert!(
+        matches!(session, Err(StoreError::Unexpected(_))),
+        "{session:?}"
+    );
+    // The corrupt rows still count: nothing is skipped.
+    assert_eq!(stores.users.count_users().await.unwrap(), 3);
+}

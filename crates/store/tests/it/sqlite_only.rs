@@ -1,0 +1,65 @@
+//! Cases that only SQLite has: its durability settings, file locations, and the in-memory
+//! database.
+
+use twofold_store::sqlite::{SqliteLocation, SqliteStore};
+
+use crate::harness::{TestDatabase, insert_user};
+
+#[tokio::test]
+async fn connections_are_durable_and_enforce_foreign_keys() {
+    let directory = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(SqliteLocation::File(directory.path().join("twofold.db")))
+        .await
+        .unwrap();
+    let pragmas = store.pragmas().await.unwrap();
+    assert_eq!(pragmas.len(), 5, "one writer and four readers");
+    for (index, connection) in pragmas.iter().enumerate() {
+        assert_eq!(connection.journal_mode, "wal");
+        assert_eq!(connection.synchronous, 2, "synchronous=FULL");
+        assert_eq!(connection.foreign_keys, 1);
+        assert_eq!(connection.busy_timeout_ms, 5000);
+        assert_eq!(
+            connection.read_only,
+            index > 0,
+            "only the first is the writer"
+        );
+    }
+}
+
+#[tokio::test]
+async fn open_creates_missing_parent_directories() {
+    let database = TestDatabase::sqlite();
+    assert!(database.is_sqlite());
+    let stores = database.open().await;
+    insert_user(&stores, "alice@example.com").await;
+    let path = database.url().trim_start_matches("sqlite://");
+    assert!(std::path::Path::new(path).is_file());
+}
+
+#[tokio::test]
+async fn an_in_memory_database_works() {
+    let stores = twofold_store::open("sqlite::memory:").await.unwrap();
+    let id = insert_user(&stores, "alice@example.com").await;
+    assert!(stores.users.user_by_id(id).await.unwrap().is_some());
+    stores.health.ping().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_unreachable_postgres_fails_to_open() {
+    // Port 1 on loopback refuses at once, so this neither hangs nor needs a server.
+    let result = twofold_store::open("postgres://postgres@127.0.0.1:1/twofold").await;
+    assert!(result.is_err());
+}
+
+#[tokio::test]
+async fn closing_the_store_checkpoints_and_removes_the_wal() {
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("twofold.db");
+    let stores = twofold_store::open(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    insert_user(&stores, "alice@example.com").await;
+    assert!(directory.path().join("twofold.db-wal").exists());
+    drop(stores);
+    assert!(!directory.path().join("twofold.db-wal").exists());
+}

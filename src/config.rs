@@ -1,0 +1,202 @@
+//! Configuration: embedded defaults, then a TOML file (`--config`), then `TWOFOLD_*` environment
+//! variables, each overriding the one before.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+use url::Url;
+
+/// The configuration file's shape. Every field is optional; see [`Config::load`] for defaults.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub database_url: Option<String>,
+    pub public_url: Option<String>,
+    pub smtp_url: Option<String>,
+    pub sms_url: Option<String>,
+    pub master_key_file: Option<PathBuf>,
+    pub session_idle_timeout_minutes: Option<i64>,
+    pub session_absolute_timeout_minutes: Option<i64>,
+    pub login_step_timeout_minutes: Option<i64>,
+    pub argon2_memory_kib: Option<u32>,
+    pub argon2_iterations: Option<u32>,
+    pub hashing_workers: Option<usize>,
+    pub hashing_queue: Option<usize>,
+    pub body_limit_bytes: Option<usize>,
+}
+
+/// The resolved configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    pub public_url: Url,
+    pub smtp_url: Option<String>,
+    pub sms_url: Option<String>,
+    pub master_key_file: PathBuf,
+    pub session_idle_timeout_minutes: i64,
+    pub session_absolute_timeout_minutes: i64,
+    pub login_step_timeout_minutes: i64,
+    pub argon2_memory_kib: u32,
+    pub argon2_iterations: u32,
+    pub hashing_workers: usize,
+    pub hashing_queue: usize,
+    pub body_limit_bytes: usize,
+}
+
+impl Config {
+    /// Reads the file (if given) and the environment.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Config> {
+        let from_file = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read {}", path.display()))?;
+                toml::from_str::<FileConfig>(&text)
+                    .with_context(|| format!("invalid configuration in {}", path.display()))?
+            }
+            None => FileConfig::default(),
+        };
+        Self::resolve(from_file, |name| {
+            std::env::var(name).ok().filter(|value| !value.is_empty())
+        })
+    }
+
+    /// Applies environment overrides (`env`) and defaults to what the file said.
+    pub fn resolve(
+        file: FileConfig,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> anyhow::Result<Config> {
+        let listen_text = env("TWOFOLD_LISTEN")
+            .or(file.listen)
+            .unwrap_or_else(|| "127.0.0.1:8080".to_owned());
+        let listen: SocketAddr = listen_text.parse().with_context(|| {
+            format!("TWOFOLD_LISTEN {listen_text:?} is not an address like 127.0.0.1:8080")
+        })?;
+        let data_dir = env("TWOFOLD_DATA_DIR")
+            .map(PathBuf::from)
+            .or(file.data_dir)
+            .unwrap_or_else(|| "./twofold-data".into());
+        let database_url = env("TWOFOLD_DATABASE_URL")
+            .or(file.database_url)
+            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("twofold.db").display()));
+        let public_text = env("TWOFOLD_PUBLIC_URL")
+            .or(file.public_url)
+            .unwrap_or_else(|| format!("http://{listen_text}"));
+        let public_url = Url::parse(&public_text)
+            .with_context(|| format!("TWOFOLD_PUBLIC_URL {public_text:?} is not a URL"))?;
+        if !matches!(public_url.scheme(), "http" | "https") || public_url.host().is_none() {
+            bail!("TWOFOLD_PUBLIC_URL must be an http:// or https:// URL with a host");
+        }
+        let master_key_file = env("TWOFOLD_MASTER_KEY_FILE")
+            .map(PathBuf::from)
+            .or(file.master_key_file)
+            .unwrap_or_else(|| data_dir.join("master.key"));
+        let workers = std::thread::available_parallelism().map_or(2, usize::from);
+        let config = Config {
+            listen,
+            data_dir,
+            database_url,
+            public_url,
+            smtp_url: env("TWOFOLD_SMTP_URL").or(file.smtp_url),
+            sms_url: env("TWOFOLD_SMS_URL").or(file.sms_url),
+            master_key_file,
+            session_idle_timeout_minutes: file.session_idle_timeout_minutes.unwrap_or(30),
+            session_absolute_timeout_minutes: file
+                .session_absolute_timeout_minutes
+                .unwrap_or(12 * 60),
+            login_step_timeout_minutes: file.login_step_timeout_minutes.unwrap_or(15),
+            argon2_memory_kib: file.argon2_memory_kib.unwrap_or(19_456),
+            argon2_iterations: file.argon2_iterations.unwrap_or(2),
+            hashing_workers: file.hashing_workers.unwrap_or(workers),
+            hashing_queue: file.hashing_queue.unwrap_or(64),
+            body_limit_bytes: file.body_limit_bytes.unwrap_or(64 * 1024),
+        };
+        config.check()?;
+        Ok(config)
+    }
+
+    fn check(&self) -> anyhow::Result<()> {
+        if self.argon2_memory_kib < 19_456 || self.argon2_iterations < 2 {
+            bail!("Argon2id parameters below m=19456 KiB, t=2 are not allowed (OWASP minimum)");
+        }
+        if self.session_idle_timeout_minutes < 1
+            || self.session_absolute_timeout_minutes < self.session_idle_timeout_minutes
+        {
+            bail!(
+                "session timeouts must be at least 1 minute, and the absolute one at least the idle one"
+            );
+        }
+        if self.login_step_timeout_minutes < 1 {
+            bail!("login_step_timeout_minutes must be at least 1");
+        }
+        if self.hashing_workers == 0 || self.body_limit_bytes < 1024 {
+            bail!("hashing_workers must be at least 1 and body_limit_bytes at least 1024");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn resolve(file: &str, env: &[(&str, &str)]) -> anyhow::Result<Config> {
+        let env: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::resolve(toml::from_str(file).unwrap(), |name| env.get(name).cloned())
+    }
+
+    #[test]
+    fn embedded_defaults_match_the_contract() {
+        let config = resolve("", &[]).unwrap();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.data_dir, PathBuf::from("./twofold-data"));
+        assert_eq!(config.database_url, "sqlite://./twofold-data/twofold.db");
+        assert_eq!(config.public_url.as_str(), "http://127.0.0.1:8080/");
+        assert_eq!(
+            config.master_key_file,
+            PathBuf::from("./twofold-data/master.key")
+        );
+        assert!(config.smtp_url.is_none() && config.sms_url.is_none());
+        assert_eq!(
+            (
+                config.session_idle_timeout_minutes,
+                config.session_absolute_timeout_minutes
+            ),
+            (30, 720)
+        );
+    }
+
+    #[test]
+    fn the_environment_overrides_the_file_and_derived_values_follow() {
+        let config = resolve(
+            "listen = \"127.0.0.1:9000\"\ndata_dir = \"/srv/a\"\nsession_idle_timeout_minutes = 10",
+            &[
+                ("TWOFOLD_DATA_DIR", "/srv/b"),
+                ("TWOFOLD_PUBLIC_URL", "https://login.example.com"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(config.listen.port(), 9000);
+        assert_eq!(config.database_url, "sqlite:///srv/b/twofold.db");
+        assert_eq!(config.master_key_file, PathBuf::from("/srv/b/master.key"));
+        assert_eq!(config.public_url.as_str(), "https://login.example.com/");
+        assert_eq!(config.session_idle_timeout_minutes, 10);
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_a_reason() {
+        assert!(resolve("", &[("TWOFOLD_LISTEN", "nowhere")]).is_err());
+        assert!(resolve("", &[("TWOFOLD_PUBLIC_URL", "ftp://x")]).is_err());
+        assert!(resolve("argon2_memory_kib = 1024", &[]).is_err());
+        assert!(toml::from_str::<FileConfig>("no_such_key = 1").is_err());
+    }
+}

@@ -1,0 +1,8 @@
+//! Tests of the `twofold` binary as users run it: the CLI, first start, and durability under
+//! SIGKILL, on SQLite and PostgreSQL.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
+
+mod cli;
+mod durability;
+mod process;
