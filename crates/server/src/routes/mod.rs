@@ -6,9 +6,11 @@ pub mod meta;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
 use axum::middleware;
 use axum::routing::{get, post};
 
+use crate::error::ApiError;
 use crate::gate::{AUTHENTICATED, ENROLLMENT, Gate, PASSWORD_CHANGE, RouteEntry, RouteTable};
 use crate::pages;
 use crate::state::AppState;
@@ -68,6 +70,7 @@ pub fn app(state: AppState) -> (Router, Vec<RouteEntry>) {
     let (router, inventory) = table(state.clone()).into_parts();
     let router = router
         .fallback(fallback)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(headers::require_json_writes))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn_with_state(
@@ -79,6 +82,14 @@ pub fn app(state: AppState) -> (Router, Vec<RouteEntry>) {
     (router, inventory)
 }
 
-async fn fallback() -> crate::error::ApiError {
-    crate::error::ApiError::not_found()
+async fn fallback() -> ApiError {
+    ApiError::not_found()
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this method is not allowed here",
+    )
 }

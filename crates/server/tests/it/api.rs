@@ -129,6 +129,18 @@ async fn unknown_routes_get_404_with_the_error_body() {
 }
 
 #[tokio::test]
+async fn wrong_methods_get_405_with_the_error_body() {
+    let app = spawn_app(Backend::Sqlite).await.unwrap();
+    let response = app.get(&app.client(), "/api/v1/login").await;
+    assert_error(
+        response,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn the_openapi_document_describes_the_api() {
     let app = spawn_app(Backend::Sqlite).await.unwrap();
     let document: Value = app
