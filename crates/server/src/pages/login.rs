@@ -44,6 +44,8 @@ struct EnrollPage<'a> {
 
 #[derive(Deserialize)]
 pub struct LoginForm {
+    // Missing is treated as wrong (403), not as a malformed form.
+    #[serde(default)]
     csrf: String,
     email: String,
     password: SecretString,
@@ -51,12 +53,14 @@ pub struct LoginForm {
 
 #[derive(Deserialize)]
 pub struct PasswordForm {
+    #[serde(default)]
     csrf: String,
     new_password: SecretString,
 }
 
 #[derive(Deserialize)]
 pub struct CsrfOnlyForm {
+    #[serde(default)]
     csrf: String,
 }
 
