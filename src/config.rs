@@ -27,6 +27,7 @@ pub struct FileConfig {
     pub hashing_workers: Option<usize>,
     pub hashing_queue: Option<usize>,
     pub body_limit_bytes: Option<usize>,
+    pub max_connections: Option<usize>,
 }
 
 /// The resolved configuration.
@@ -47,6 +48,7 @@ pub struct Config {
     pub hashing_workers: usize,
     pub hashing_queue: usize,
     pub body_limit_bytes: usize,
+    pub max_connections: usize,
 }
 
 impl Config {
@@ -115,6 +117,7 @@ impl Config {
             hashing_workers: file.hashing_workers.unwrap_or(workers),
             hashing_queue: file.hashing_queue.unwrap_or(64),
             body_limit_bytes: file.body_limit_bytes.unwrap_or(64 * 1024),
+            max_connections: file.max_connections.unwrap_or(4096),
         };
         config.check()?;
         Ok(config)
@@ -123,6 +126,29 @@ impl Config {
     fn check(&self) -> anyhow::Result<()> {
         if self.argon2_memory_kib < 19_456 || self.argon2_iterations < 2 {
             bail!("Argon2id parameters below m=19456 KiB, t=2 are not allowed (OWASP minimum)");
+        }
+        if self.argon2_memory_kib > 1_048_576 || self.argon2_iterations > 64 {
+            bail!("Argon2id parameters above m=1048576 KiB (1 GiB) or t=64 are not allowed");
+        }
+        let week = 7 * 24 * 60;
+        if self.session_idle_timeout_minutes > week
+            || self.session_absolute_timeout_minutes > 30 * 24 * 60
+            || self.login_step_timeout_minutes > 24 * 60
+        {
+            bail!(
+                "session timeouts are limited to 7 days idle, 30 days absolute and 1 day per login step"
+            );
+        }
+        if self.hashing_workers > 256
+            || self.hashing_queue > 100_000
+            || self.body_limit_bytes > 64 * 1024 * 1024
+        {
+            bail!(
+                "hashing_workers is limited to 256, hashing_queue to 100000 and body_limit_bytes to 64 MiB"
+            );
+        }
+        if self.max_connections == 0 || self.max_connections > 1_000_000 {
+            bail!("max_connections must be between 1 and 1000000");
         }
         if self.session_idle_timeout_minutes < 1
             || self.session_absolute_timeout_minutes < self.session_idle_timeout_minutes
@@ -197,6 +223,9 @@ mod tests {
         assert!(resolve("", &[("TWOFOLD_LISTEN", "nowhere")]).is_err());
         assert!(resolve("", &[("TWOFOLD_PUBLIC_URL", "ftp://x")]).is_err());
         assert!(resolve("argon2_memory_kib = 1024", &[]).is_err());
+        assert!(resolve("argon2_memory_kib = 4294967295", &[]).is_err());
+        assert!(resolve("session_idle_timeout_minutes = 9223372036854775807", &[]).is_err());
+        assert!(resolve("max_connections = 0", &[]).is_err());
         assert!(toml::from_str::<FileConfig>("no_such_key = 1").is_err());
     }
 }

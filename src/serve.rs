@@ -11,10 +11,15 @@ use twofold_core::clock::SystemClock;
 use twofold_core::hasher::{Argon2Settings, PasswordHasher};
 use twofold_core::{Service, ServiceSettings};
 use twofold_server::delivery::outbox::Outbox;
+use twofold_server::listener::ConnectionLimits;
 use twofold_server::{AppState, HttpSettings};
 
 use crate::config::Config;
 use crate::master_key;
+
+/// tokio-postgres logs statement parameters (password hashes, emails) at debug level: never
+/// below info, whatever TWOFOLD_LOG says.
+const POSTGRES_LOG_CAP: &str = "tokio_postgres=info";
 
 const PURGE_INTERVAL: Duration = Duration::from_secs(300);
 
@@ -50,10 +55,26 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             "TWOFOLD_SMTP_URL and TWOFOLD_SMS_URL are not supported by this version yet; unset them to use the outbox"
         );
     }
+    create_private_directory(&config.data_dir)?;
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
     master_key::load_or_create(&config.master_key_file)?;
     let service = build_service(&config, config.hashing_workers).await?;
+    let outbox = Arc::new(
+        Outbox::open(config.data_dir.join("outbox"))
+            .context("cannot create the outbox directory")?,
+    );
+    let http = HttpSettings {
+        public_url: config.public_url.clone(),
+        body_limit_bytes: config.body_limit_bytes,
+    };
+    let state = AppState::new(service.clone(), http, outbox.clone(), outbox);
+    let (app, _inventory) = twofold_server::app(state);
+    // Bind before creating the first administrator, so its one-time password is never printed
+    // by a server that then fails to start.
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
     let first_admin = service
         .ensure_first_admin()
         .await
@@ -65,29 +86,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             password.expose_secret()
         );
     }
-    let outbox = Arc::new(
-        Outbox::open(config.data_dir.join("outbox"))
-            .context("cannot create the outbox directory")?,
-    );
-    let http = HttpSettings {
-        public_url: config.public_url.clone(),
-        body_limit_bytes: config.body_limit_bytes,
-    };
-    let state = AppState::new(service.clone(), http, outbox.clone(), outbox);
-    let (app, _inventory) = twofold_server::app(state);
-
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
     tracing::info!(listen = %config.listen, public_url = %config.public_url, "serving");
     tokio::spawn(purge_sessions(service));
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await
-    .context("the HTTP server stopped")?;
+    let limits = ConnectionLimits {
+        max_connections: config.max_connections,
+        ..ConnectionLimits::default()
+    };
+    twofold_server::listener::serve(listener, app, limits, shutdown_signal()).await;
     tracing::info!("stopped");
     Ok(())
 }
@@ -125,7 +130,8 @@ async fn shutdown_signal() {
 
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("TWOFOLD_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
+        .add_directive(POSTGRES_LOG_CAP.parse().unwrap_or_default());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -145,4 +151,25 @@ fn redact(url: &str) -> String {
         }
         _ => url.to_owned(),
     }
+}
+
+/// Creates the data directory readable by this user only (it holds password hashes and the
+/// master key), and warns when an existing one is open to others.
+fn create_private_directory(path: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    if !path.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(path)
+            .with_context(|| format!("cannot create {}", path.display()))?;
+    }
+    let mode = std::fs::metadata(path)
+        .with_context(|| format!("cannot read {}", path.display()))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        tracing::warn!(path = %path.display(), mode = format!("{:o}", mode & 0o777), "the data directory can be read by other users; consider chmod 700");
+    }
+    Ok(())
 }

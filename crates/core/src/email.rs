@@ -8,7 +8,8 @@ use std::fmt;
 
 use unicode_normalization::UnicodeNormalization;
 
-/// A normalised e-mail address: trimmed, NFC, lower-cased, one `@`, a non-empty local part and a
+/// A normalised e-mail address: trimmed, NFKC (so full-width and other compatibility forms fold
+/// to the letters they look like), lower-cased, without invisible characters, one `@`, a non-empty local part and a
 /// domain with at least one label, at most 254 bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Email(String);
@@ -19,7 +20,7 @@ pub struct InvalidEmail(&'static str);
 
 impl Email {
     pub fn parse(input: &str) -> Result<Email, InvalidEmail> {
-        let normalised: String = input.trim().nfc().collect::<String>().to_lowercase();
+        let normalised: String = input.trim().nfkc().collect::<String>().to_lowercase();
         if normalised.is_empty() {
             return Err(InvalidEmail("the email address is empty"));
         }
@@ -29,7 +30,10 @@ impl Email {
             ));
         }
         if normalised.chars().any(|c| {
-            c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | ',' | ';' | '"')
+            c.is_whitespace()
+                || c.is_control()
+                || is_invisible(c)
+                || matches!(c, '<' | '>' | ',' | ';' | '"')
         }) {
             return Err(InvalidEmail(
                 "the email address contains characters that are not allowed",
@@ -66,6 +70,17 @@ impl Email {
     }
 }
 
+/// Format characters that render as nothing and would let two accounts look identical
+/// (zero-width spaces and joiners, direction marks and overrides, word joiners, the BOM, the
+/// soft hyphen, and the variation selectors).
+fn is_invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
+        | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{206F}' | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}' | '\u{FFA0}'
+        | '\u{E0000}'..='\u{E007F}')
+}
+
 impl fmt::Display for Email {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
@@ -82,6 +97,17 @@ mod tests {
         let email = Email::parse("  Alice.Smith@Example.COM ").unwrap();
         assert_eq!(email.as_str(), "alice.smith@example.com");
         assert_eq!(email.local_part(), "alice.smith");
+    }
+
+    #[test]
+    fn look_alikes_fold_or_are_refused() {
+        assert_eq!(
+            Email::parse("ＢＯＢ@example.com").unwrap().as_str(),
+            "bob@example.com"
+        );
+        assert!(Email::parse("bob@example.com\u{200B}").is_err());
+        assert!(Email::parse("b\u{200D}ob@example.com").is_err());
+        assert!(Email::parse("bob@exam\u{202E}ple.com").is_err());
     }
 
     #[test]

@@ -12,7 +12,8 @@ use crate::session::{SessionIdHash, SessionRecord, SessionState, SessionToken};
 use crate::store::{NewSession, StoreError};
 use crate::user::{Method, User};
 
-/// Activity is written back at most this often, so that reads stay reads.
+/// Activity is written back at most this often (or a tenth of the idle timeout, if shorter), so
+/// that reads stay reads; a session may therefore end up to this much before its idle timeout.
 const TOUCH_GRANULARITY_SECONDS: i64 = 60;
 
 #[derive(Debug, thiserror::Error)]
@@ -95,6 +96,7 @@ impl Service {
         let Some(user) = user else {
             // Spend the same time as a real check so timing does not reveal who has an account.
             self.hasher.verify_dummy(password.secret()).await?;
+            tracing::info!("login for an address without an account");
             return Err(LoginError::InvalidCredentials);
         };
         let verification = self
@@ -102,6 +104,7 @@ impl Service {
             .verify(password.secret(), &user.password_hash)
             .await?;
         if !verification.matches || user.disabled {
+            tracing::info!(user_id = %user.id, "password rejected");
             return Err(LoginError::InvalidCredentials);
         }
         if verification.needs_rehash {
@@ -204,7 +207,9 @@ impl Service {
                 return Ok(None);
             }
         };
-        if (now - record.last_seen_at).whole_seconds() >= TOUCH_GRANULARITY_SECONDS {
+        let granularity =
+            TOUCH_GRANULARITY_SECONDS.min(self.settings.session_idle_timeout.whole_seconds() / 10);
+        if (now - record.last_seen_at).whole_seconds() >= granularity {
             self.stores.sessions.touch_session(&id_hash, now).await?;
         }
         Ok(Some(ActiveSession {

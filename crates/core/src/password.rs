@@ -39,6 +39,10 @@ pub enum WeakPassword {
     Common,
     #[error("the password must not contain your email address")]
     ContainsEmail,
+    #[error("this password is too easy to guess: avoid repeated or sequential characters")]
+    Trivial,
+    #[error("the password must not contain control characters")]
+    ControlCharacter,
     #[error("the new password must differ from the temporary one")]
     Unchanged,
 }
@@ -77,8 +81,17 @@ impl NewPassword {
         if text.chars().count() < MIN_PASSWORD_CHARS {
             return Err(WeakPassword::TooShort);
         }
+        if text.chars().any(char::is_control) {
+            return Err(WeakPassword::ControlCharacter);
+        }
+        if is_trivial(text) {
+            return Err(WeakPassword::Trivial);
+        }
         let lowered = text.to_lowercase();
-        if common_passwords().contains(lowered.as_str()) {
+        // "Password1!" is "password" with the decoration people add to pass composition rules.
+        let core = lowered
+            .trim_matches(|c: char| c.is_ascii_digit() || c.is_ascii_punctuation() || c == ' ');
+        if common_passwords().contains(lowered.as_str()) || common_passwords().contains(core) {
             return Err(WeakPassword::Common);
         }
         let local = email.local_part();
@@ -97,6 +110,31 @@ impl NewPassword {
     pub fn secret(&self) -> &SecretString {
         &self.0
     }
+}
+
+/// Repetitive or sequential passwords, which NIST SP 800-63B names among those to refuse:
+/// at most two distinct characters ("aaaaaaaa", "abababab"), a run of code points going up or
+/// down by one ("abcdefgh", "98765432"), or a short unit repeated ("abcabcabc").
+fn is_trivial(text: &str) -> bool {
+    let chars: Vec<char> = text.chars().collect();
+    let mut distinct = chars.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    if distinct.len() <= 2 {
+        return true;
+    }
+    let steps: Vec<i64> = chars
+        .windows(2)
+        .map(|pair| i64::from(u32::from(pair[1])) - i64::from(u32::from(pair[0])))
+        .collect();
+    if steps.iter().all(|&step| step == 1) || steps.iter().all(|&step| step == -1) {
+        return true;
+    }
+    (1..=4).any(|unit| {
+        chars.len().is_multiple_of(unit)
+            && chars.len() / unit >= 2
+            && chars.chunks(unit).all(|chunk| chunk == &chars[..unit])
+    })
 }
 
 #[cfg(test)]
@@ -136,6 +174,32 @@ mod tests {
         assert_eq!(check("PassWord1").err(), Some(WeakPassword::Common));
         assert_eq!(check("qwertyuiop").err(), Some(WeakPassword::Common));
         assert!(common_passwords().len() > 10_000);
+    }
+
+    #[test]
+    fn repetitive_sequential_and_decorated_common_passwords_are_refused() {
+        for trivial in [
+            "aaaaaaaa",
+            "        ",
+            "abababab",
+            "abcdefgh",
+            "98765432",
+            "abcabcabc",
+            "xyzwxyzw",
+        ] {
+            assert_eq!(
+                check(trivial).err(),
+                Some(WeakPassword::Trivial),
+                "{trivial:?}"
+            );
+        }
+        assert_eq!(
+            check("\0\0\0\0\0\0\0\0x").err(),
+            Some(WeakPassword::ControlCharacter)
+        );
+        assert_eq!(check("Password1!").err(), Some(WeakPassword::Common));
+        assert_eq!(check("!!Sunshine2024").err(), Some(WeakPassword::Common));
+        assert!(check("abcdefgz, a real phrase").is_ok());
     }
 
     #[test]

@@ -36,19 +36,26 @@ fn reject(rejection: JsonRejection) -> ApiError {
             "malformed_json",
             "the body is not valid JSON",
         ),
-        JsonRejection::JsonDataError(error) => {
-            // serde's message names the field and the expected type, never a value.
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_body",
-                error.body_text(),
-            )
-        }
+        JsonRejection::JsonDataError(error) => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+            without_values(&error.body_text()),
+        ),
         JsonRejection::BytesRejection(error) if error.status() == StatusCode::PAYLOAD_TOO_LARGE => {
             payload_too_large()
         }
         other => ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", other.body_text()),
     }
+}
+
+/// serde's message names the field and the expected type, and quotes the value it got between
+/// backticks; the value may be a secret typed into the wrong field, so it is left out.
+fn without_values(message: &str) -> String {
+    let mut kept = String::with_capacity(message.len());
+    for (index, part) in message.split('`').enumerate() {
+        kept.push_str(if index % 2 == 0 { part } else { "…" });
+    }
+    kept
 }
 
 pub fn unsupported_media_type() -> ApiError {

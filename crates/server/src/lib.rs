@@ -7,6 +7,7 @@ pub mod error;
 pub mod gate;
 pub mod headers;
 pub mod json;
+pub mod listener;
 pub mod logging;
 pub mod openapi;
 pub mod pages;

@@ -17,7 +17,8 @@ pub async fn log_request(request: Request, next: Next) -> Response {
     let response = next.run(request).await;
     let status = response.status().as_u16();
     let micros = started.elapsed().as_micros() as u64;
-    if status >= 500 {
+    // A 503 is deliberate load shedding, not a fault.
+    if status >= 500 && status != 503 {
         tracing::warn!(%method, route, status, micros, "request");
     } else {
         tracing::debug!(%method, route, status, micros, "request");

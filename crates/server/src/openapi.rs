@@ -21,7 +21,7 @@ The session is the cookie `twofold_session` (`__Host-twofold_session` behind an 
         meta::healthz,
         meta::openapi,
     ),
-    components(schemas(ErrorBody, login::LoginRequest, login::NewPasswordRequest, login::LoginStateResponse, account::AccountResponse)),
+    components(schemas(ErrorBody, login::LoginRequest, login::NewPasswordRequest, login::EmptyBody, login::LoginStateResponse, account::AccountResponse)),
     tags(
         (name = "login", description = "The login state machine"),
         (name = "account", description = "The signed-in user's account"),

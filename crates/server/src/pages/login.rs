@@ -2,7 +2,6 @@
 //! enrollment notice, and sign-out.
 
 use askama::Template;
-use axum::Form;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -11,7 +10,7 @@ use serde::Deserialize;
 use twofold_core::login::{LoginError, LoginStep};
 use twofold_core::session::SessionState;
 
-use super::{Csrf, csrf_failure, csrf_matches, render};
+use super::{Csrf, PageForm, csrf_failure, csrf_matches, render};
 use crate::error::ApiError;
 use crate::gate::{CurrentSession, MaybeSession, page_for};
 use crate::state::AppState;
@@ -93,13 +92,20 @@ pub async fn login_page(
 pub async fn login_submit(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Form(form): Form<LoginForm>,
+    MaybeSession(previous): MaybeSession,
+    PageForm(form): PageForm<LoginForm>,
 ) -> Result<Response, ApiError> {
     if !csrf_matches(&state, &headers, &form.csrf) {
         return Ok(csrf_failure());
     }
     match state.service.login(&form.email, &form.password).await {
-        Ok(step) => Ok(continue_login(&state, step)),
+        Ok(step) => {
+            // A new login replaces whatever session this browser held.
+            if let Some(previous) = previous {
+                state.service.logout(&previous.id_hash).await?;
+            }
+            Ok(continue_login(&state, step))
+        }
         Err(LoginError::InvalidCredentials) => {
             let page = LoginPage {
                 title: "Sign in",
@@ -132,7 +138,7 @@ pub async fn password_submit(
     State(state): State<AppState>,
     headers: HeaderMap,
     CurrentSession(session): CurrentSession,
-    Form(form): Form<PasswordForm>,
+    PageForm(form): PageForm<PasswordForm>,
 ) -> Result<Response, ApiError> {
     if !csrf_matches(&state, &headers, &form.csrf) {
         return Ok(csrf_failure());
@@ -180,7 +186,7 @@ pub async fn logout_submit(
     State(state): State<AppState>,
     headers: HeaderMap,
     MaybeSession(session): MaybeSession,
-    Form(form): Form<CsrfOnlyForm>,
+    PageForm(form): PageForm<CsrfOnlyForm>,
 ) -> Result<Response, ApiError> {
     if !csrf_matches(&state, &headers, &form.csrf) {
         return Ok(csrf_failure());

@@ -31,6 +31,11 @@ pub struct NewPasswordRequest {
     pub new_password: SecretString,
 }
 
+/// The body of calls that take none: `{}`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EmptyBody {}
+
 /// Where the login stands, and what the next step may use.
 #[derive(Serialize, ToSchema)]
 pub struct LoginStateResponse {
@@ -58,18 +63,26 @@ pub fn step_response(state: &AppState, step: LoginStep) -> Response {
 #[utoipa::path(post, path = "/api/v1/login", tag = "login", request_body = LoginRequest,
     responses(
         (status = 200, description = "The password was right; the body says what comes next", body = LoginStateResponse),
+        (status = 400, description = "`malformed_json`", body = ErrorBody),
         (status = 401, description = "`invalid_credentials`: unknown email or wrong password (one answer for both)", body = ErrorBody),
-        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: not JSON", body = ErrorBody),
+        (status = 422, description = "`invalid_body`: a field is missing, unknown or of the wrong type", body = ErrorBody),
         (status = 503, description = "Overloaded; retry after `Retry-After` seconds", body = ErrorBody),
     ))]
 pub async fn login(
     State(state): State<AppState>,
+    MaybeSession(previous): MaybeSession,
     JsonBody(request): JsonBody<LoginRequest>,
 ) -> Result<Response, ApiError> {
     let step = state
         .service
         .login(&request.email, &request.password)
         .await?;
+    // A new login replaces whatever session this client held.
+    if let Some(previous) = previous {
+        state.service.logout(&previous.id_hash).await?;
+    }
     Ok(step_response(&state, step))
 }
 
@@ -78,7 +91,10 @@ pub async fn login(
     responses(
         (status = 200, description = "Password set; the body says what comes next", body = LoginStateResponse),
         (status = 401, description = "No session in state `password_change_required`", body = ErrorBody),
-        (status = 422, description = "`weak_password`, with the reason", body = ErrorBody),
+        (status = 400, description = "`malformed_json`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: not JSON", body = ErrorBody),
+        (status = 422, description = "`weak_password`, with the reason; or `invalid_body`", body = ErrorBody),
+        (status = 503, description = "`overloaded`; retry after `Retry-After` seconds", body = ErrorBody),
     ))]
 pub async fn change_temporary_password(
     State(state): State<AppState>,
@@ -93,11 +109,16 @@ pub async fn change_temporary_password(
 }
 
 /// Ends the session (in any state). Answers 204 also when there was none.
-#[utoipa::path(post, path = "/api/v1/logout", tag = "login", request_body(content = serde_json::Value, description = "`{}`"),
-    responses((status = 204, description = "Signed out")))]
+#[utoipa::path(post, path = "/api/v1/logout", tag = "login", request_body = EmptyBody,
+    responses(
+        (status = 204, description = "Signed out"),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "The body is not `{}`", body = ErrorBody),
+    ))]
 pub async fn logout(
     State(state): State<AppState>,
     MaybeSession(session): MaybeSession,
+    JsonBody(EmptyBody {}): JsonBody<EmptyBody>,
 ) -> Result<Response, ApiError> {
     if let Some(session) = session {
         state.service.logout(&session.id_hash).await?;

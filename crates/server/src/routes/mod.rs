@@ -9,6 +9,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::middleware;
 use axum::routing::{get, post};
+use tower_http::timeout::RequestBodyTimeoutLayer;
 
 use crate::error::ApiError;
 use crate::gate::{AUTHENTICATED, ENROLLMENT, Gate, PASSWORD_CHANGE, RouteEntry, RouteTable};
@@ -16,11 +17,13 @@ use crate::pages;
 use crate::state::AppState;
 use crate::{headers, logging};
 
+const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Every route and its gate.
 pub fn table(state: AppState) -> RouteTable {
     RouteTable::new(state)
         // JSON API
-        .route("/api/v1/login", Gate::Public, post(login::login))
+        .route("/api/v1/login", Gate::OptionalSession, post(login::login))
         .route(
             "/api/v1/login/password",
             Gate::Api(PASSWORD_CHANGE),
@@ -73,6 +76,8 @@ pub fn app(state: AppState) -> (Router, Vec<RouteEntry>) {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(headers::require_json_writes))
         .layer(DefaultBodyLimit::max(body_limit))
+        // A body that trickles in slower than this is abandoned (slow-body attacks).
+        .layer(RequestBodyTimeoutLayer::new(BODY_READ_TIMEOUT))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             headers::security_headers,

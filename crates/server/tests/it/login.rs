@@ -12,6 +12,7 @@ on_both_backends!(
     temporary_password_must_be_changed_first,
     required_two_factor_leads_to_enrollment_only,
     logout_ends_the_session,
+    a_new_login_ends_the_session_the_client_held,
     email_is_case_insensitive,
 );
 
@@ -210,6 +211,29 @@ async fn required_two_factor_leads_to_enrollment_only(backend: Backend) {
         )
         .await;
     assert_error(change, StatusCode::UNAUTHORIZED, "unauthenticated").await;
+}
+
+async fn a_new_login_ends_the_session_the_client_held(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    app.create_user("dave@example.com", Some(PASSWORD), false)
+        .await;
+    let client = app.client();
+    let first = session_cookie(&app.login(&client, "dave@example.com", PASSWORD).await).unwrap();
+    let second = session_cookie(&app.login(&client, "dave@example.com", PASSWORD).await).unwrap();
+    assert_ne!(first, second);
+    let replay = reqwest::Client::new()
+        .get(app.url("/api/v1/account"))
+        .header("cookie", format!("twofold_session={first}"))
+        .send()
+        .await
+        .unwrap();
+    assert_error(replay, StatusCode::UNAUTHORIZED, "unauthenticated").await;
+    assert_eq!(
+        app.get(&client, "/api/v1/account").await.status(),
+        StatusCode::OK
+    );
 }
 
 async fn logout_ends_the_session(backend: Backend) {

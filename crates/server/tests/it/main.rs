@@ -5,5 +5,6 @@
 mod helpers;
 
 mod api;
+mod listener;
 mod login;
 mod sessions;
