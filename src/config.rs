@@ -28,6 +28,9 @@ pub struct FileConfig {
     pub hashing_queue: Option<usize>,
     pub body_limit_bytes: Option<usize>,
     pub max_connections: Option<usize>,
+    pub totp_issuer: Option<String>,
+    pub totp_skew_steps: Option<u64>,
+    pub recovery_code_count: Option<usize>,
 }
 
 /// The resolved configuration.
@@ -49,6 +52,9 @@ pub struct Config {
     pub hashing_queue: usize,
     pub body_limit_bytes: usize,
     pub max_connections: usize,
+    pub totp_issuer: String,
+    pub totp_skew_steps: u64,
+    pub recovery_code_count: usize,
 }
 
 impl Config {
@@ -99,6 +105,9 @@ impl Config {
             .or(file.master_key_file)
             .unwrap_or_else(|| data_dir.join("master.key"));
         let workers = std::thread::available_parallelism().map_or(2, usize::from);
+        let totp_issuer = file
+            .totp_issuer
+            .unwrap_or_else(|| public_url.host_str().unwrap_or("Twofold").to_owned());
         let config = Config {
             listen,
             data_dir,
@@ -118,6 +127,9 @@ impl Config {
             hashing_queue: file.hashing_queue.unwrap_or(64),
             body_limit_bytes: file.body_limit_bytes.unwrap_or(64 * 1024),
             max_connections: file.max_connections.unwrap_or(4096),
+            totp_issuer,
+            totp_skew_steps: file.totp_skew_steps.unwrap_or(1),
+            recovery_code_count: file.recovery_code_count.unwrap_or(10),
         };
         config.check()?;
         Ok(config)
@@ -146,6 +158,18 @@ impl Config {
             bail!(
                 "hashing_workers is limited to 256, hashing_queue to 100000 and body_limit_bytes to 64 MiB"
             );
+        }
+        if self.totp_skew_steps > 2 {
+            bail!("totp_skew_steps above 2 (a minute and a half either side) is not allowed");
+        }
+        if !(5..=16).contains(&self.recovery_code_count) {
+            bail!("recovery_code_count must be between 5 and 16");
+        }
+        if self.totp_issuer.is_empty()
+            || self.totp_issuer.contains(':')
+            || self.totp_issuer.len() > 64
+        {
+            bail!("totp_issuer must be 1 to 64 characters without ':'");
         }
         if self.max_connections == 0 || self.max_connections > 1_000_000 {
             bail!("max_connections must be between 1 and 1000000");

@@ -9,6 +9,7 @@ use secrecy::ExposeSecret;
 use twofold_core::accounts::FIRST_ADMIN_EMAIL;
 use twofold_core::clock::SystemClock;
 use twofold_core::hasher::{Argon2Settings, PasswordHasher};
+use twofold_core::sealing::{MasterKey, Sealer};
 use twofold_core::{Service, ServiceSettings};
 use twofold_server::delivery::outbox::Outbox;
 use twofold_server::listener::ConnectionLimits;
@@ -38,12 +39,19 @@ pub async fn build_service(config: &Config, hashing_workers: usize) -> anyhow::R
         session_idle_timeout: time::Duration::minutes(config.session_idle_timeout_minutes),
         session_absolute_timeout: time::Duration::minutes(config.session_absolute_timeout_minutes),
         login_step_timeout: time::Duration::minutes(config.login_step_timeout_minutes),
+        totp_issuer: config.totp_issuer.clone(),
+        totp_skew_steps: config.totp_skew_steps,
+        recovery_code_count: config.recovery_code_count,
         ..ServiceSettings::default()
     };
+    let sealer = Sealer::new(MasterKey::new(&master_key::load_or_create(
+        &config.master_key_file,
+    )?));
     Ok(Service::new(
         stores,
         hasher,
         Arc::new(SystemClock),
+        sealer,
         settings,
     ))
 }
@@ -58,7 +66,6 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     create_private_directory(&config.data_dir)?;
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
-    master_key::load_or_create(&config.master_key_file)?;
     let service = build_service(&config, config.hashing_workers).await?;
     let outbox = Arc::new(
         Outbox::open(config.data_dir.join("outbox"))

@@ -5,4 +5,5 @@
 
 mod cli;
 mod durability;
+mod factors;
 mod process;

@@ -61,6 +61,15 @@ impl Installation {
 
     /// Starts `twofold serve` on a free port and waits until it answers `/healthz`.
     pub async fn serve(&self) -> Server {
+        self.serve_logging_to(None).await
+    }
+
+    /// Like [`Self::serve`], with the server's log (at debug level) written to `log`.
+    pub async fn serve_logging_to(&self, log: Option<&Path>) -> Server {
+        let stderr = match log {
+            Some(path) => Stdio::from(std::fs::File::create(path).unwrap()),
+            None => Stdio::inherit(),
+        };
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -71,7 +80,8 @@ impl Installation {
             .arg("serve")
             .env("TWOFOLD_LISTEN", format!("127.0.0.1:{port}"))
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .env("TWOFOLD_LOG", if log.is_some() { "debug" } else { "warn" })
+            .stderr(stderr)
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();

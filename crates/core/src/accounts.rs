@@ -82,6 +82,8 @@ pub struct AccountSummary {
     pub two_factor: TwoFactorStatus,
     pub methods: Vec<Method>,
     pub recovery_codes_left: u32,
+    pub totp_added_at: Option<time::OffsetDateTime>,
+    pub totp_last_used_at: Option<time::OffsetDateTime>,
 }
 
 impl Service {
@@ -167,6 +169,7 @@ impl Service {
     #[tracing::instrument(skip(self))]
     pub async fn reset_two_factor(&self, id: UserId) -> Result<User, AccountError> {
         let user = self.user_by_id(id).await?;
+        self.stores.factors.delete_all_factors(id).await?;
         let ended = self.stores.sessions.delete_user_sessions(id, None).await?;
         tracing::info!(user_id = %id, sessions_ended = ended, "second factors reset");
         Ok(user)
@@ -175,12 +178,21 @@ impl Service {
     /// The account as its owner and the admin tools see it.
     pub async fn account_summary(&self, user: &User) -> Result<AccountSummary, AccountError> {
         let methods = self.enrolled_methods(user).await?;
-        let two_factor = TwoFactorStatus::derive(user.two_factor_required(), !methods.is_empty());
+        let has_factor = methods.iter().any(|method| *method != Method::RecoveryCode);
+        let two_factor = TwoFactorStatus::derive(user.two_factor_required(), has_factor);
+        let recovery_codes_left = if has_factor {
+            self.stores.factors.recovery_codes_left(user.id).await?
+        } else {
+            0
+        };
+        let totp = self.stores.factors.active_totp(user.id).await?;
         Ok(AccountSummary {
             user: user.clone(),
             two_factor,
             methods,
-            recovery_codes_left: 0,
+            recovery_codes_left,
+            totp_added_at: totp.as_ref().and_then(|record| record.confirmed_at),
+            totp_last_used_at: totp.and_then(|record| record.last_used_at),
         })
     }
 

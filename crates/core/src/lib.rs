@@ -5,12 +5,16 @@ pub mod accounts;
 pub mod clock;
 pub mod delivery;
 pub mod email;
+pub mod factors;
 pub mod hasher;
 pub mod login;
 pub mod password;
+pub mod recovery;
+pub mod sealing;
 pub mod service;
 pub mod session;
 pub mod store;
+pub mod throttle;
 pub mod user;
 
 pub use service::{Service, ServiceSettings};

@@ -238,10 +238,17 @@ impl Service {
             .await?)
     }
 
-    /// The second factors the user has enrolled. Factors arrive with the authenticator-app
-    /// issue; until then no user has one, so every login is decided by password and policy.
-    pub async fn enrolled_methods(&self, _user: &User) -> Result<Vec<Method>, LoginError> {
-        Ok(Vec::new())
+    /// The second factors the user can sign in with (an active authenticator, unused recovery
+    /// codes). Recovery codes alone do not make 2FA enabled; see [`crate::user::TwoFactorStatus`].
+    pub async fn enrolled_methods(&self, user: &User) -> Result<Vec<Method>, LoginError> {
+        let mut methods = Vec::new();
+        if self.stores.factors.active_totp(user.id).await?.is_some() {
+            methods.push(Method::Totp);
+            if self.stores.factors.recovery_codes_left(user.id).await? > 0 {
+                methods.push(Method::RecoveryCode);
+            }
+        }
+        Ok(methods)
     }
 
     fn methods_for(&self, state: SessionState, enrolled: Vec<Method>) -> Vec<Method> {
@@ -265,7 +272,7 @@ impl Service {
     }
 
     /// Moves the session to `state` under a fresh token; fails if another request moved it first.
-    async fn rotate(
+    pub(crate) async fn rotate(
         &self,
         session: &ActiveSession,
         state: SessionState,

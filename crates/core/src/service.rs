@@ -7,6 +7,7 @@ use time::Duration;
 
 use crate::clock::Clock;
 use crate::hasher::PasswordHasher;
+use crate::sealing::Sealer;
 use crate::store::Stores;
 use crate::user::Method;
 
@@ -21,6 +22,12 @@ pub struct ServiceSettings {
     pub login_step_timeout: Duration,
     /// Second-factor methods offered at enrollment.
     pub allowed_methods: Vec<Method>,
+    /// The issuer shown in authenticator apps (the public host by default).
+    pub totp_issuer: String,
+    /// TOTP codes are accepted for this many 30-second steps either side of now.
+    pub totp_skew_steps: u64,
+    /// How many recovery codes a set has.
+    pub recovery_code_count: usize,
 }
 
 impl Default for ServiceSettings {
@@ -29,7 +36,10 @@ impl Default for ServiceSettings {
             session_idle_timeout: Duration::minutes(30),
             session_absolute_timeout: Duration::hours(12),
             login_step_timeout: Duration::minutes(15),
-            allowed_methods: vec![Method::Totp, Method::Sms, Method::Email],
+            allowed_methods: vec![Method::Totp],
+            totp_issuer: "Twofold".to_owned(),
+            totp_skew_steps: 1,
+            recovery_code_count: 10,
         }
     }
 }
@@ -40,6 +50,7 @@ pub struct Service {
     pub(crate) stores: Stores,
     pub(crate) hasher: PasswordHasher,
     pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) sealer: Arc<Sealer>,
     pub(crate) settings: Arc<ServiceSettings>,
 }
 
@@ -56,12 +67,14 @@ impl Service {
         stores: Stores,
         hasher: PasswordHasher,
         clock: Arc<dyn Clock>,
+        sealer: Sealer,
         settings: ServiceSettings,
     ) -> Self {
         Self {
             stores,
             hasher,
             clock,
+            sealer: Arc::new(sealer),
             settings: Arc::new(settings),
         }
     }

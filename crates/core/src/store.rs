@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
+use uuid::Uuid;
 
 use crate::email::Email;
 use crate::session::{SessionIdHash, SessionRecord, SessionState};
@@ -139,6 +140,119 @@ pub trait SessionStore: Send + Sync {
     ) -> Result<u64, StoreError>;
 }
 
+/// A secret encrypted under a master key (see `crate::sealing`): the key's id, and the nonce
+/// followed by the ciphertext and tag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedSecret {
+    pub key_id: String,
+    pub ciphertext: Vec<u8>,
+}
+
+/// A TOTP authenticator being added.
+#[derive(Debug, Clone)]
+pub struct NewTotp {
+    pub id: Uuid,
+    pub user_id: UserId,
+    pub secret: SealedSecret,
+    /// `SHA1`, `SHA256` or `SHA512`.
+    pub algorithm: String,
+    pub digits: u32,
+    pub period_seconds: u32,
+    pub created_at: OffsetDateTime,
+}
+
+/// A stored TOTP authenticator: pending until its first code confirms it, then active.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TotpRecord {
+    pub id: Uuid,
+    pub user_id: UserId,
+    pub secret: SealedSecret,
+    pub algorithm: String,
+    pub digits: u32,
+    pub period_seconds: u32,
+    pub active: bool,
+    /// The latest time step accepted; a code is accepted only for a later step.
+    pub last_used_step: Option<u64>,
+    pub created_at: OffsetDateTime,
+    pub confirmed_at: Option<OffsetDateTime>,
+    pub last_used_at: Option<OffsetDateTime>,
+}
+
+#[async_trait]
+pub trait FactorStore: Send + Sync {
+    /// Stores a pending authenticator, replacing the user's previous pending one (an abandoned
+    /// enrollment). The active one, if any, is untouched.
+    async fn insert_pending_totp(&self, totp: &NewTotp) -> Result<(), StoreError>;
+
+    async fn pending_totp(&self, user_id: UserId) -> Result<Option<TotpRecord>, StoreError>;
+
+    async fn active_totp(&self, user_id: UserId) -> Result<Option<TotpRecord>, StoreError>;
+
+    /// In one transaction: makes pending authenticator `id` of `user_id` active with `step` as its
+    /// last used step, and deletes the user's previously active one. `false` (and no change) when
+    /// `id` is not a pending authenticator of that user any more (e.g. a concurrent confirm won).
+    async fn activate_totp(
+        &self,
+        user_id: UserId,
+        id: Uuid,
+        step: u64,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+
+    /// Accepts time step `step` for active authenticator `id` only if it is later than its last
+    /// used step: one conditional UPDATE, so of concurrent callers with the same code exactly one
+    /// wins. Sets `last_used_at`.
+    async fn consume_totp_step(
+        &self,
+        id: Uuid,
+        step: u64,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+
+    /// Replaces the user's recovery codes (every earlier one stops working) with these hashes.
+    async fn replace_recovery_codes(
+        &self,
+        user_id: UserId,
+        code_hashes: &[[u8; 32]],
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+
+    /// Marks the unused code with this hash as used; one conditional UPDATE, exactly one winner.
+    async fn consume_recovery_code(
+        &self,
+        user_id: UserId,
+        code_hash: &[u8; 32],
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+
+    async fn recovery_codes_left(&self, user_id: UserId) -> Result<u32, StoreError>;
+
+    /// Removes every authenticator (pending and active) and recovery code of the user.
+    async fn delete_all_factors(&self, user_id: UserId) -> Result<(), StoreError>;
+}
+
+/// Consecutive failures of one kind for one subject (e.g. second-factor codes of one user),
+/// kept in the database so that limits hold across sessions and instances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailureCount {
+    pub failures: u32,
+    pub last_failure_at: OffsetDateTime,
+}
+
+#[async_trait]
+pub trait ThrottleStore: Send + Sync {
+    /// Adds one failure under `key` atomically and returns the new state.
+    async fn record_failure(
+        &self,
+        key: &str,
+        now: OffsetDateTime,
+    ) -> Result<FailureCount, StoreError>;
+
+    async fn failures(&self, key: &str) -> Result<Option<FailureCount>, StoreError>;
+
+    async fn clear_failures(&self, key: &str) -> Result<(), StoreError>;
+}
+
 #[async_trait]
 pub trait HealthCheck: Send + Sync {
     /// Succeeds when the database answers.
@@ -150,6 +264,8 @@ pub trait HealthCheck: Send + Sync {
 pub struct Stores {
     pub users: Arc<dyn UserStore>,
     pub sessions: Arc<dyn SessionStore>,
+    pub factors: Arc<dyn FactorStore>,
+    pub throttle: Arc<dyn ThrottleStore>,
     pub health: Arc<dyn HealthCheck>,
 }
 

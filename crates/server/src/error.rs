@@ -6,7 +6,9 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use twofold_core::accounts::AccountError;
+use twofold_core::factors::FactorError;
 use twofold_core::login::LoginError;
+use twofold_core::throttle::retry_after_seconds;
 use utoipa::ToSchema;
 
 /// Seconds a shed request is asked to wait before retrying.
@@ -139,6 +141,44 @@ impl From<AccountError> for ApiError {
             ),
             AccountError::Overloaded => ApiError::overloaded(),
             AccountError::Unexpected(cause) => ApiError::internal(&format!("{cause:#}")),
+        }
+    }
+}
+
+impl From<FactorError> for ApiError {
+    fn from(error: FactorError) -> Self {
+        match error {
+            FactorError::InvalidCode => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_code",
+                "the code is not right",
+            ),
+            FactorError::InvalidPassword => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_credentials",
+                "the password is not right",
+            ),
+            FactorError::NoPendingEnrollment => ApiError::new(
+                StatusCode::CONFLICT,
+                "no_pending_enrollment",
+                "start the set-up again: there is no authenticator waiting for its first code",
+            ),
+            FactorError::NoSecondFactor => ApiError::new(
+                StatusCode::CONFLICT,
+                "no_second_factor",
+                "set up a second factor first",
+            ),
+            FactorError::Throttled { retry_after } => ApiError {
+                retry_after: Some(retry_after_seconds(retry_after)),
+                ..ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too_many_attempts",
+                    "too many wrong codes; wait before trying again",
+                )
+            },
+            FactorError::SessionEnded => ApiError::unauthenticated(),
+            FactorError::Overloaded => ApiError::overloaded(),
+            FactorError::Unexpected(cause) => ApiError::internal(&format!("{cause:#}")),
         }
     }
 }

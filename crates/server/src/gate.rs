@@ -23,6 +23,12 @@ use crate::state::AppState;
 pub const AUTHENTICATED: &[SessionState] = &[SessionState::Authenticated];
 pub const PASSWORD_CHANGE: &[SessionState] = &[SessionState::PasswordChangeRequired];
 pub const ENROLLMENT: &[SessionState] = &[SessionState::EnrollmentRequired];
+pub const SECOND_FACTOR: &[SessionState] = &[SessionState::SecondFactor];
+/// Enrolling a factor: at forced enrollment, or by a signed-in user adding or replacing one.
+pub const ENROLLED_OR_ENROLLING: &[SessionState] = &[
+    SessionState::EnrollmentRequired,
+    SessionState::Authenticated,
+];
 
 /// What a route requires of the caller's session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

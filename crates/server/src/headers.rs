@@ -10,8 +10,8 @@ use axum::response::{IntoResponse, Response};
 use crate::json::unsupported_media_type;
 use crate::state::AppState;
 
-const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; \
-form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 pub async fn security_headers(
     State(state): State<AppState>,

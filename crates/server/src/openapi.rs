@@ -3,7 +3,7 @@
 use utoipa::OpenApi;
 
 use crate::error::ErrorBody;
-use crate::routes::{account, login, meta};
+use crate::routes::{account, login, meta, totp};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -17,11 +17,15 @@ The session is the cookie `twofold_session` (`__Host-twofold_session` behind an 
         login::login,
         login::change_temporary_password,
         login::logout,
+        login::verify,
+        totp::start,
+        totp::confirm,
+        totp::regenerate_recovery_codes,
         account::account,
         meta::healthz,
         meta::openapi,
     ),
-    components(schemas(ErrorBody, login::LoginRequest, login::NewPasswordRequest, login::EmptyBody, login::LoginStateResponse, account::AccountResponse)),
+    components(schemas(ErrorBody, login::LoginRequest, login::NewPasswordRequest, login::EmptyBody, login::VerifyRequest, totp::StartTotpRequest, totp::TotpEnrollmentResponse, totp::CodeRequest, totp::PasswordRequest, totp::RecoveryCodesResponse, login::LoginStateResponse, account::AccountResponse)),
     tags(
         (name = "login", description = "The login state machine"),
         (name = "account", description = "The signed-in user's account"),

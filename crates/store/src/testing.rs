@@ -93,10 +93,12 @@ impl TestDatabase {
     }
 
     /// Runs SQL past the store, for states the traits cannot produce (a newer schema, a corrupt
-    /// row). Write SQL that both dialects accept.
+    /// row, a user deleted by hand). Write SQL that both dialects accept. On SQLite foreign keys
+    /// are enforced, as on the store's connections and always on PostgreSQL, so a deleted user's
+    /// rows cascade the same way on both.
     pub async fn execute_raw(&self, sql: &str) {
         let outcome = match &self.kind {
-            Kind::Sqlite { path, .. } => rusqlite::Connection::open(path)
+            Kind::Sqlite { path, .. } => raw_sqlite(path)
                 .and_then(|connection| connection.execute_batch(sql))
                 .context("SQLite"),
             Kind::Postgres { .. } => match connect(&self.url).await {
@@ -108,6 +110,31 @@ impl TestDatabase {
             panic!("running {sql:?}: {error:#}");
         }
     }
+
+    /// Runs a query past the store and returns the first column of its one row, a BIGINT (a
+    /// `COUNT(*)`; cast narrower PostgreSQL types). Write SQL that both dialects accept.
+    pub async fn query_i64(&self, sql: &str) -> i64 {
+        let outcome = match &self.kind {
+            Kind::Sqlite { path, .. } => raw_sqlite(path)
+                .and_then(|connection| connection.query_row(sql, [], |row| row.get(0)))
+                .context("SQLite"),
+            Kind::Postgres { .. } => match connect(&self.url).await {
+                Ok(client) => client
+                    .query_one(sql, &[])
+                    .await
+                    .and_then(|row| row.try_get(0))
+                    .context("PostgreSQL"),
+                Err(error) => Err(error),
+            },
+        };
+        outcome.unwrap_or_else(|error| panic!("running {sql:?}: {error:#}"))
+    }
+}
+
+fn raw_sqlite(path: &std::path::Path) -> rusqlite::Result<rusqlite::Connection> {
+    let connection = rusqlite::Connection::open(path)?;
+    connection.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(connection)
 }
 
 async fn connect(url: &str) -> anyhow::Result<tokio_postgres::Client> {

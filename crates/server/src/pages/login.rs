@@ -1,5 +1,5 @@
 //! The sign-in pages: email and password, a new password in place of a temporary one, the
-//! enrollment notice, and sign-out.
+//! choice of second factor at forced enrollment, and sign-out.
 
 use askama::Template;
 use axum::extract::State;
@@ -9,6 +9,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use twofold_core::login::{LoginError, LoginStep};
 use twofold_core::session::SessionState;
+use twofold_core::user::Method;
 
 use super::{Csrf, PageForm, csrf_failure, csrf_matches, render};
 use crate::error::ApiError;
@@ -38,8 +39,21 @@ struct PasswordPage<'a> {
 struct EnrollPage<'a> {
     title: &'a str,
     csrf: &'a str,
-    methods: Vec<&'static str>,
+    /// The policy allows authenticator apps (the only factor with a set-up page so far).
+    totp_allowed: bool,
+    apps: &'static [&'static str],
 }
+
+/// Authenticator apps known to work (seed 000's tested list); any TOTP app does.
+pub const KNOWN_AUTHENTICATOR_APPS: &[&str] = &[
+    "Microsoft Authenticator",
+    "Google Authenticator",
+    "FreeOTP",
+    "Authy",
+    "Duo Mobile",
+    "LastPass Authenticator",
+    "OneLogin Protect",
+];
 
 #[derive(Deserialize)]
 pub struct LoginForm {
@@ -167,17 +181,15 @@ pub async fn enroll_page(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let csrf = Csrf::for_request(&state, &headers)?;
-    let methods = state
-        .service
-        .settings()
-        .allowed_methods
-        .iter()
-        .map(|method| method_label(method.as_str()))
-        .collect();
     let page = EnrollPage {
         title: "Set up two-factor authentication",
         csrf: &csrf.token,
-        methods,
+        totp_allowed: state
+            .service
+            .settings()
+            .allowed_methods
+            .contains(&Method::Totp),
+        apps: KNOWN_AUTHENTICATOR_APPS,
     };
     Ok(csrf.apply(render(StatusCode::OK, &page)))
 }
@@ -202,7 +214,7 @@ pub async fn logout_submit(
 }
 
 /// Sets the rotated session cookie and sends the browser to the page of the new state.
-fn continue_login(state: &AppState, step: LoginStep) -> Response {
+pub(crate) fn continue_login(state: &AppState, step: LoginStep) -> Response {
     let mut response = Redirect::to(page_for(Some(step.state))).into_response();
     response.headers_mut().insert(
         header::SET_COOKIE,

@@ -4,16 +4,21 @@
 
 pub mod account;
 pub mod login;
+pub mod recovery;
+pub mod totp;
+pub mod verify;
 
 use askama::Template;
 use axum::Form;
 use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{Html, IntoResponse, Redirect, Response};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::de::DeserializeOwned;
 use subtle::ConstantTimeEq;
+use twofold_core::factors::FactorError;
+use twofold_core::throttle::retry_after_seconds;
 
 use crate::cookies::read_cookie;
 use crate::error::ApiError;
@@ -103,6 +108,90 @@ pub fn render(status: StatusCode, page: &impl Template) -> Response {
 pub struct MessagePage<'a> {
     pub title: &'a str,
     pub message: &'a str,
+    /// Where the page's one link goes, and its words.
+    pub link_href: &'a str,
+    pub link_text: &'a str,
+}
+
+impl<'a> MessagePage<'a> {
+    /// A message whose link leads back to the sign-in page.
+    pub fn to_sign_in(title: &'a str, message: &'a str) -> Self {
+        Self {
+            title,
+            message,
+            link_href: "/login",
+            link_text: "Back to sign in",
+        }
+    }
+}
+
+/// The words for a second-factor lockout: how long to wait.
+pub fn wait_message(retry_after: time::Duration) -> String {
+    let seconds = retry_after_seconds(retry_after);
+    let unit = if seconds == 1 { "second" } else { "seconds" };
+    format!("Too many wrong codes. Wait {seconds} {unit}, then try again.")
+}
+
+/// Adds `Retry-After` to a throttled page.
+pub fn with_retry_after(mut response: Response, retry_after: time::Duration) -> Response {
+    response.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from(retry_after_seconds(retry_after)),
+    );
+    response
+}
+
+/// The page for a second-factor failure that the page at hand does not answer itself; an
+/// unexpected failure stays a logged 500.
+pub fn factor_failure(error: FactorError) -> Result<Response, ApiError> {
+    let (status, page) = match error {
+        FactorError::SessionEnded => return Ok(Redirect::to("/login").into_response()),
+        FactorError::Throttled { retry_after } => {
+            let message = wait_message(retry_after);
+            let page = MessagePage {
+                title: "Wait a moment",
+                message: &message,
+                link_href: "/",
+                link_text: "Continue",
+            };
+            return Ok(with_retry_after(
+                render(StatusCode::TOO_MANY_REQUESTS, &page),
+                retry_after,
+            ));
+        }
+        FactorError::NoPendingEnrollment => (
+            StatusCode::CONFLICT,
+            MessagePage {
+                title: "Start the set-up again",
+                message: "There is no authenticator app waiting for its first code. Start again to get a new QR code.",
+                link_href: "/account/totp/setup",
+                link_text: "Start again",
+            },
+        ),
+        FactorError::NoSecondFactor => (
+            StatusCode::CONFLICT,
+            MessagePage {
+                title: "Set up an authenticator app first",
+                message: "Recovery codes stand in for an authenticator app; set one up first.",
+                link_href: "/account/totp/setup",
+                link_text: "Set up an authenticator app",
+            },
+        ),
+        FactorError::Overloaded => {
+            let page = MessagePage {
+                title: "The server is busy",
+                message: "Go back and try again in a few seconds.",
+                link_href: "/",
+                link_text: "Continue",
+            };
+            return Ok(with_retry_after(
+                render(StatusCode::SERVICE_UNAVAILABLE, &page),
+                time::Duration::seconds(2),
+            ));
+        }
+        other => return Err(other.into()),
+    };
+    Ok(render(status, &page))
 }
 
 /// A submitted form of type `T`; a malformed submission gets a page, not axum's plain text.
@@ -120,10 +209,10 @@ where
             Ok(Form(value)) => Ok(PageForm(value)),
             Err(rejection) => {
                 let status = rejection.status();
-                let page = MessagePage {
-                    title: "This form could not be read",
-                    message: "Go back, reload the page and try again.",
-                };
+                let page = MessagePage::to_sign_in(
+                    "This form could not be read",
+                    "Go back, reload the page and try again.",
+                );
                 Err(render(
                     if status.is_client_error() {
                         status
@@ -141,10 +230,10 @@ where
 pub fn csrf_failure() -> Response {
     render(
         StatusCode::FORBIDDEN,
-        &MessagePage {
-            title: "This form has expired",
-            message: "Go back, reload the page and try again.",
-        },
+        &MessagePage::to_sign_in(
+            "This form has expired",
+            "Go back, reload the page and try again.",
+        ),
     )
 }
 
@@ -161,6 +250,24 @@ pub async fn stylesheet() -> Response {
             ),
         ],
         include_str!("../../static/app.css"),
+    )
+        .into_response()
+}
+
+/// The Print button's script; every page works without it.
+pub async fn print_script() -> Response {
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/javascript; charset=utf-8"),
+            ),
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=3600"),
+            ),
+        ],
+        include_str!("../../static/print.js"),
     )
         .into_response()
 }

@@ -132,3 +132,34 @@ pub async fn logout(
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
 }
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyRequest {
+    /// `totp` or `recovery_code` (`sms` and `email` once those factors exist).
+    #[schema(value_type = String, example = "totp")]
+    pub method: Method,
+    #[schema(example = "123456")]
+    pub code: String,
+}
+
+/// The `second_factor` step: a code from the authenticator app, or a recovery code. Each code is
+/// accepted once.
+#[utoipa::path(post, path = "/api/v1/login/verify", tag = "login", request_body = VerifyRequest,
+    responses(
+        (status = 200, description = "`{\"state\": \"authenticated\"}` with a new session cookie", body = LoginStateResponse),
+        (status = 401, description = "`invalid_code`; or `unauthenticated` without a session in state `second_factor`", body = ErrorBody),
+        (status = 422, description = "`invalid_body`: unknown method or wrong shape", body = ErrorBody),
+        (status = 429, description = "`too_many_attempts`, with `Retry-After`", body = ErrorBody),
+    ))]
+pub async fn verify(
+    State(state): State<AppState>,
+    CurrentSession(session): CurrentSession,
+    JsonBody(request): JsonBody<VerifyRequest>,
+) -> Result<Response, ApiError> {
+    let step = state
+        .service
+        .verify_second_factor(&session, request.method, &request.code)
+        .await?;
+    Ok(step_response(&state, step))
+}

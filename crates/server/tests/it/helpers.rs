@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use twofold_core::accounts::NewAccount;
 use twofold_core::clock::ManualClock;
 use twofold_core::hasher::{Argon2Settings, PasswordHasher};
+use twofold_core::sealing::{MasterKey, Sealer};
 use twofold_core::{Service, ServiceSettings};
 use twofold_server::delivery::outbox::Outbox;
 use twofold_server::gate::RouteEntry;
@@ -17,6 +18,8 @@ use twofold_server::{AppState, HttpSettings};
 use twofold_store::testing::TestDatabase;
 
 pub const PASSWORD: &str = "correct horse battery staple";
+/// The master key of test servers; two servers over one database must share it.
+pub const MASTER_KEY: [u8; 32] = [7u8; 32];
 
 /// Which database a case runs on.
 #[derive(Debug, Clone, Copy)]
@@ -68,12 +71,12 @@ pub async fn start_on(database: TestDatabase, options: Options) -> TestApp {
     let stores = database.open().await;
     let clock = ManualClock::at_unix(1_800_000_000);
     let hasher = PasswordHasher::start(options.argon2, 2, 64).unwrap();
-    let service = Service::new(
-        stores,
-        hasher,
-        Arc::new(clock.clone()),
-        ServiceSettings::default(),
-    );
+    let sealer = Sealer::new(MasterKey::new(&zeroize::Zeroizing::new(MASTER_KEY)));
+    let settings = ServiceSettings {
+        totp_issuer: "Twofold Test".into(),
+        ..ServiceSettings::default()
+    };
+    let service = Service::new(stores, hasher, Arc::new(clock.clone()), sealer, settings);
     let data = tempfile::tempdir().unwrap();
     let outbox = Arc::new(Outbox::open(data.path().join("outbox")).unwrap());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

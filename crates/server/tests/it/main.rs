@@ -7,4 +7,6 @@ mod helpers;
 mod api;
 mod listener;
 mod login;
+mod pages;
 mod sessions;
+mod totp;

@@ -6,9 +6,10 @@ use deadpool_postgres::Client;
 use super::locked_transaction;
 use crate::migration::{Migration, refuse_newer_schema};
 
-pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    sql: r#"
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        sql: r#"
 CREATE TABLE users (
     id TEXT PRIMARY KEY,
     email TEXT NOT NULL CONSTRAINT users_email_key UNIQUE,
@@ -33,7 +34,48 @@ CREATE TABLE sessions (
 
 CREATE INDEX sessions_user_id ON sessions(user_id);
 "#,
-}];
+    },
+    Migration {
+        version: 2,
+        sql: r#"
+CREATE TABLE totp_authenticators (
+    id TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    key_id TEXT NOT NULL,
+    sealed_secret BYTEA NOT NULL,
+    algorithm TEXT NOT NULL CHECK (algorithm IN ('SHA1', 'SHA256', 'SHA512')),
+    digits INTEGER NOT NULL CHECK (digits BETWEEN 6 AND 8),
+    period_seconds INTEGER NOT NULL CHECK (period_seconds > 0),
+    active BOOLEAN NOT NULL,
+    last_used_step BIGINT CHECK (last_used_step >= 0),
+    created_at BIGINT NOT NULL,
+    confirmed_at BIGINT,
+    last_used_at BIGINT
+);
+
+-- At most one active and at most one pending authenticator per user.
+CREATE UNIQUE INDEX totp_authenticators_one_active ON totp_authenticators(user_id) WHERE active;
+CREATE UNIQUE INDEX totp_authenticators_one_pending ON totp_authenticators(user_id) WHERE NOT active;
+-- The partial indexes serve only queries that name `active`; this one serves the rest
+-- (deleting all of a user's factors, and the cascade when a user is deleted).
+CREATE INDEX totp_authenticators_user_id ON totp_authenticators(user_id);
+
+CREATE TABLE recovery_codes (
+    user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    code_hash BYTEA NOT NULL CHECK (octet_length(code_hash) = 32),
+    created_at BIGINT NOT NULL,
+    used_at BIGINT,
+    PRIMARY KEY (user_id, code_hash)
+);
+
+CREATE TABLE throttle_failures (
+    key TEXT PRIMARY KEY,
+    failures INTEGER NOT NULL CHECK (failures > 0),
+    last_failure_at BIGINT NOT NULL
+);
+"#,
+    },
+];
 
 /// Serialises migrations across instances sharing the database ("twofold" + 1).
 const MIGRATION_LOCK_KEY: i64 = 0x7477_6f66_6f6c_6401;

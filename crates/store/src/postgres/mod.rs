@@ -4,8 +4,10 @@
 //! Several Twofold instances may share one database; the statements that must be atomic across
 //! them say why in place.
 
+mod factors;
 mod migrations;
 mod sessions;
+mod throttle;
 mod users;
 
 use std::fmt;
@@ -78,6 +80,8 @@ impl PostgresStore {
         Stores {
             users: store.clone(),
             sessions: store.clone(),
+            factors: store.clone(),
+            throttle: store.clone(),
             health: store,
         }
     }

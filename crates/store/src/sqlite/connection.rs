@@ -162,15 +162,39 @@ pub(crate) fn open_writer(path: Option<&Path>) -> anyhow::Result<Connection> {
         .busy_timeout(BUSY_TIMEOUT)
         .context("setting busy_timeout")?;
     if path.is_some() {
-        let mode: String = connection
-            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
-            .context("setting journal_mode=WAL")?;
+        let mode = switch_to_wal(&connection).context("setting journal_mode=WAL")?;
         if !mode.eq_ignore_ascii_case("wal") {
             anyhow::bail!("the database refused WAL mode (it reports journal_mode={mode})");
         }
     }
     configure(&connection)?;
     Ok(connection)
+}
+
+/// Sets `journal_mode=WAL` and returns the mode the database reports.
+///
+/// Switching a new file to WAL needs an exclusive lock, and when several connections try it at
+/// the same moment SQLite may refuse all but one with "busy" at once, without waiting through
+/// the busy timeout (it does so where waiting could deadlock). Several processes, or tests,
+/// opening one new file together would then fail to start, so a busy answer is retried here
+/// for as long as the busy timeout would have waited. Once the file is in WAL mode the switch
+/// is a no-op.
+fn switch_to_wal(connection: &Connection) -> rusqlite::Result<String> {
+    const RETRY_PAUSE: Duration = Duration::from_millis(10);
+    let attempts = BUSY_TIMEOUT.as_millis() / RETRY_PAUSE.as_millis();
+    let mut attempt = 0;
+    loop {
+        match connection.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0)) {
+            Err(error)
+                if error.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
+                    && attempt < attempts =>
+            {
+                attempt += 1;
+                std::thread::sleep(RETRY_PAUSE);
+            }
+            outcome => return outcome,
+        }
+    }
 }
 
 /// Opens a read-only connection to a database the writer has already set up.

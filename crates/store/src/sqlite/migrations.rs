@@ -8,9 +8,10 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
 use crate::migration::{Migration, refuse_newer_schema};
 
-pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    sql: r#"
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        sql: r#"
 CREATE TABLE users (
     id TEXT NOT NULL PRIMARY KEY,
     email TEXT NOT NULL UNIQUE,
@@ -35,7 +36,48 @@ CREATE TABLE sessions (
 
 CREATE INDEX sessions_user_id ON sessions(user_id);
 "#,
-}];
+    },
+    Migration {
+        version: 2,
+        sql: r#"
+CREATE TABLE totp_authenticators (
+    id TEXT NOT NULL PRIMARY KEY,
+    user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    key_id TEXT NOT NULL,
+    sealed_secret BLOB NOT NULL,
+    algorithm TEXT NOT NULL CHECK (algorithm IN ('SHA1', 'SHA256', 'SHA512')),
+    digits INTEGER NOT NULL CHECK (digits BETWEEN 6 AND 8),
+    period_seconds INTEGER NOT NULL CHECK (period_seconds > 0),
+    active INTEGER NOT NULL CHECK (active IN (0, 1)),
+    last_used_step INTEGER CHECK (last_used_step >= 0),
+    created_at INTEGER NOT NULL,
+    confirmed_at INTEGER,
+    last_used_at INTEGER
+) STRICT;
+
+-- At most one active and at most one pending authenticator per user.
+CREATE UNIQUE INDEX totp_authenticators_one_active ON totp_authenticators(user_id) WHERE active;
+CREATE UNIQUE INDEX totp_authenticators_one_pending ON totp_authenticators(user_id) WHERE NOT active;
+-- The partial indexes serve only queries that name `active`; this one serves the rest
+-- (deleting all of a user's factors, and the cascade when a user is deleted).
+CREATE INDEX totp_authenticators_user_id ON totp_authenticators(user_id);
+
+CREATE TABLE recovery_codes (
+    user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    code_hash BLOB NOT NULL CHECK (length(code_hash) = 32),
+    created_at INTEGER NOT NULL,
+    used_at INTEGER,
+    PRIMARY KEY (user_id, code_hash)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE throttle_failures (
+    key TEXT NOT NULL PRIMARY KEY,
+    failures INTEGER NOT NULL CHECK (failures > 0),
+    last_failure_at INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+"#,
+    },
+];
 
 /// Applies every pending migration, each in its own transaction.
 ///

@@ -4,8 +4,10 @@
 //! waits up to five seconds for another process's write lock before it fails.
 
 mod connection;
+mod factors;
 mod migrations;
 mod sessions;
+mod throttle;
 mod users;
 
 use std::fmt;
@@ -62,6 +64,8 @@ impl SqliteStore {
         Stores {
             users: store.clone(),
             sessions: store.clone(),
+            factors: store.clone(),
+            throttle: store.clone(),
             health: store,
         }
     }

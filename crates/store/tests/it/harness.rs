@@ -1,11 +1,15 @@
 //! The fixtures the cases share; the databases come from `twofold_store::testing`.
 
+use std::future::Future;
+use std::sync::Arc;
+
 use time::OffsetDateTime;
 use twofold_core::email::Email;
 use twofold_core::session::{SessionIdHash, SessionState};
-use twofold_core::store::{NewSession, NewUser, Stores};
+use twofold_core::store::{NewSession, NewTotp, NewUser, SealedSecret, Stores};
 use twofold_core::user::UserId;
 pub use twofold_store::testing::TestDatabase;
+use uuid::Uuid;
 
 /// A fixed instant `seconds` after an arbitrary epoch: tests never read the clock.
 pub fn at(seconds: i64) -> OffsetDateTime {
@@ -54,4 +58,59 @@ pub async fn insert_user(stores: &Stores, address: &str) -> UserId {
     let user = new_user(address);
     stores.users.insert_user(&user).await.unwrap();
     user.id
+}
+
+/// A pending SHA1, 6-digit, 30-second authenticator with a fresh id.
+pub fn new_totp(user_id: UserId, created_at: OffsetDateTime) -> NewTotp {
+    NewTotp {
+        id: Uuid::new_v4(),
+        user_id,
+        secret: SealedSecret {
+            key_id: "key-1".to_owned(),
+            ciphertext: vec![0x5a; 48],
+        },
+        algorithm: "SHA1".to_owned(),
+        digits: 6,
+        period_seconds: 30,
+        created_at,
+    }
+}
+
+/// A recovery code hash that differs from `code_hash(m)` for every `m != n`.
+pub fn code_hash(n: u8) -> [u8; 32] {
+    let mut bytes = [0x3c; 32];
+    bytes[31] = n;
+    bytes
+}
+
+/// Runs `attempt(n)` for n in 0..16 at once, on two instances of `database` in turn (two
+/// processes, as far as the database can tell); returns their outcomes in the order of n.
+pub async fn race<T, F, Fut>(database: &TestDatabase, attempt: F) -> Vec<T>
+where
+    T: Send + 'static,
+    F: Fn(Stores, usize) -> Fut,
+    Fut: Future<Output = T> + Send + 'static,
+{
+    let instances = [database.open().await, database.open().await];
+    let barrier = Arc::new(tokio::sync::Barrier::new(16));
+    let tasks: Vec<_> = (0..16)
+        .map(|n| {
+            let barrier = barrier.clone();
+            let attempt = attempt(instances[n % 2].clone(), n);
+            tokio::spawn(async move {
+                barrier.wait().await;
+                attempt.await
+            })
+        })
+        .collect();
+    let mut outcomes = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        outcomes.push(task.await.unwrap());
+    }
+    outcomes
+}
+
+/// How many of `outcomes` are `true`.
+pub fn winners(outcomes: &[bool]) -> usize {
+    outcomes.iter().filter(|won| **won).count()
 }

@@ -48,8 +48,11 @@ macro_rules! conformance {
     )+};
 }
 
+mod factors;
 mod harness;
 mod migrations;
+mod recovery_codes;
 mod sessions;
 mod sqlite_only;
+mod throttle;
 mod users;

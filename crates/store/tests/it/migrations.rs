@@ -3,11 +3,15 @@
 
 use twofold_core::session::SessionState::Authenticated;
 use twofold_core::store::StoreError;
+use twofold_core::user::UserId;
 
-use crate::harness::{TestDatabase, at, email, insert_user, new_session, new_user, session_hash};
+use crate::harness::{
+    TestDatabase, at, code_hash, email, insert_user, new_session, new_totp, new_user, session_hash,
+};
 
 conformance!(database:
     migrations_are_idempotent,
+    a_version_1_database_upgrades_to_version_2,
     concurrent_opens_all_succeed,
     newer_schema_version_is_refused,
     first_user_is_unique_across_instances,
@@ -22,6 +26,99 @@ async fn migrations_are_idempotent(database: &TestDatabase) {
     let third = database.open().await;
     assert!(second.users.user_by_id(id).await.unwrap().is_some());
     assert_eq!(third.users.count_users().await.unwrap(), 1);
+}
+
+/// A database last opened by a build that knew only version 1 gains the factor tables, and
+/// its users keep working and can enroll.
+async fn a_version_1_database_upgrades_to_version_2(database: &TestDatabase) {
+    drop(database.open().await);
+    assert_eq!(
+        database
+            .query_i64("SELECT COUNT(*) FROM schema_migrations")
+            .await,
+        2
+    );
+    // Rewind to exactly what version 1 left: dropping a table drops its indexes.
+    database
+        .execute_raw(
+            "DROP TABLE totp_authenticators;
+             DROP TABLE recovery_codes;
+             DROP TABLE throttle_failures;
+             DELETE FROM schema_migrations WHERE version = 2;",
+        )
+        .await;
+    assert_eq!(
+        database
+            .query_i64("SELECT COUNT(*) FROM schema_migrations WHERE version = 1")
+            .await,
+        1
+    );
+    assert_eq!(
+        database
+            .query_i64("SELECT COUNT(*) FROM schema_migrations")
+            .await,
+        1
+    );
+    let factor_tables = if database.is_sqlite() {
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' \
+         AND name IN ('totp_authenticators', 'recovery_codes', 'throttle_failures')"
+    } else {
+        "SELECT COUNT(*) FROM information_schema.tables \
+         WHERE table_name IN ('totp_authenticators', 'recovery_codes', 'throttle_failures')"
+    };
+    assert_eq!(database.query_i64(factor_tables).await, 0);
+    // A user written at version 1, with the columns version 1 has.
+    let user_id = UserId::random();
+    database
+        .execute_raw(&format!(
+            "INSERT INTO users (id, email, password_hash, password_change_required, is_admin, \
+             require_2fa, created_at, updated_at) \
+             VALUES ('{user_id}', 'alice@example.com', 'hash', FALSE, TRUE, FALSE, 1700000000, 1700000000)"
+        ))
+        .await;
+
+    let stores = database.open().await;
+    assert_eq!(
+        database
+            .query_i64("SELECT COUNT(*) FROM schema_migrations")
+            .await,
+        2
+    );
+    assert_eq!(
+        database
+            .query_i64("SELECT COUNT(*) FROM schema_migrations WHERE version = 2")
+            .await,
+        1
+    );
+    assert!(stores.users.user_by_id(user_id).await.unwrap().is_some());
+    let totp = new_totp(user_id, at(0));
+    stores.factors.insert_pending_totp(&totp).await.unwrap();
+    assert!(
+        stores
+            .factors
+            .activate_totp(user_id, totp.id, 1, at(30))
+            .await
+            .unwrap()
+    );
+    stores
+        .factors
+        .replace_recovery_codes(user_id, &[code_hash(1)], at(30))
+        .await
+        .unwrap();
+    assert_eq!(
+        stores.factors.recovery_codes_left(user_id).await.unwrap(),
+        1
+    );
+    assert_eq!(database.query_i64(factor_tables).await, 3);
+    assert_eq!(
+        stores
+            .throttle
+            .record_failure("k", at(31))
+            .await
+            .unwrap()
+            .failures,
+        1
+    );
 }
 
 async fn concurrent_opens_all_succeed(database: &TestDatabase) {

@@ -1,0 +1,316 @@
+//! Second factors: enrolling an authenticator app (TOTP), confirming it with its first code,
+//! and passing the `second_factor` step of a login with a TOTP or recovery code.
+//!
+//! A TOTP code is accepted for the current step and `totp_skew_steps` either side, and only for
+//! a step later than the last one accepted for that authenticator — decided by one conditional
+//! UPDATE, so a code works once even when sixteen requests (or two instances) race with it.
+
+use secrecy::SecretString;
+use time::Duration;
+use twofold_otp::{KeyUri, Secret, Totp, TotpCode, TotpParams};
+use uuid::Uuid;
+
+use crate::hasher::HashError;
+use crate::login::{ActiveSession, LoginError, LoginStep};
+use crate::sealing::SealError;
+use crate::service::Service;
+use crate::session::{SessionState, SessionToken};
+use crate::store::{NewTotp, StoreError, TotpRecord};
+use crate::throttle::{remaining_lockout, second_factor_key};
+use crate::user::{Method, User, UserId};
+
+#[derive(Debug, thiserror::Error)]
+pub enum FactorError {
+    #[error("the code is not right")]
+    InvalidCode,
+    /// Replacing an authenticator or making new recovery codes needs the current password.
+    #[error("the password is not right")]
+    InvalidPassword,
+    #[error("start the set-up again: there is no authenticator waiting for its first code")]
+    NoPendingEnrollment,
+    #[error("set up a second factor first")]
+    NoSecondFactor,
+    #[error("too many wrong codes; wait before trying again")]
+    Throttled { retry_after: Duration },
+    #[error("the session has ended; sign in again")]
+    SessionEnded,
+    #[error("the server is busy; try again shortly")]
+    Overloaded,
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+impl From<StoreError> for FactorError {
+    fn from(error: StoreError) -> Self {
+        FactorError::Unexpected(anyhow::Error::new(error))
+    }
+}
+
+impl From<SealError> for FactorError {
+    fn from(error: SealError) -> Self {
+        FactorError::Unexpected(anyhow::Error::new(error))
+    }
+}
+
+impl From<HashError> for FactorError {
+    fn from(error: HashError) -> Self {
+        match error {
+            HashError::Overloaded => FactorError::Overloaded,
+            other => FactorError::Unexpected(anyhow::Error::new(other)),
+        }
+    }
+}
+
+impl From<LoginError> for FactorError {
+    fn from(error: LoginError) -> Self {
+        match error {
+            LoginError::SessionEnded => FactorError::SessionEnded,
+            LoginError::Overloaded => FactorError::Overloaded,
+            other => FactorError::Unexpected(anyhow::Error::new(other)),
+        }
+    }
+}
+
+/// What a person needs to add the authenticator to an app.
+#[derive(Debug)]
+pub struct TotpEnrollment {
+    /// Base32, no padding.
+    pub secret: String,
+    /// The same, in groups of four for typing.
+    pub secret_grouped: String,
+    pub otpauth_uri: String,
+    pub qr_svg: String,
+}
+
+/// The outcome of confirming an authenticator.
+#[derive(Debug)]
+pub struct TotpConfirmed {
+    /// The rotated session, now fully authenticated.
+    pub token: SessionToken,
+    /// New recovery codes when this was the user's first second factor, else empty.
+    pub recovery_codes: Vec<String>,
+}
+
+impl Service {
+    /// Starts (re-)enrollment of an authenticator app. Replacing an active one needs the
+    /// current password; the active one keeps working until the new one is confirmed.
+    #[tracing::instrument(skip_all, fields(user_id = %session.user.id))]
+    pub async fn start_totp_enrollment(
+        &self,
+        session: &ActiveSession,
+        password: Option<&SecretString>,
+    ) -> Result<TotpEnrollment, FactorError> {
+        let user = &session.user;
+        if self.stores.factors.active_totp(user.id).await?.is_some() {
+            let password = password.ok_or(FactorError::InvalidPassword)?;
+            self.check_password(user, password).await?;
+        }
+        let secret = Secret::generate().map_err(|error| anyhow::anyhow!("{error}"))?;
+        let params = TotpParams::default();
+        let id = Uuid::new_v4();
+        let sealed = self
+            .sealer
+            .seal(secret.as_bytes(), &totp_context(user.id, id))?;
+        self.stores
+            .factors
+            .insert_pending_totp(&NewTotp {
+                id,
+                user_id: user.id,
+                secret: sealed,
+                algorithm: params.algorithm.as_str().to_owned(),
+                digits: params.digits,
+                period_seconds: u32::try_from(params.period).unwrap_or(30),
+                created_at: self.clock.now(),
+            })
+            .await?;
+        let uri = KeyUri::new(
+            self.settings.totp_issuer.clone(),
+            user.email.as_str(),
+            secret.clone(),
+            params,
+        )
+        .map_err(|error| anyhow::anyhow!("cannot build the key URI: {error}"))?
+        .to_uri();
+        let qr_svg = twofold_otp::qr_svg(&uri)
+            .map_err(|error| anyhow::anyhow!("cannot draw the QR code: {error}"))?;
+        tracing::info!("authenticator enrollment started");
+        Ok(TotpEnrollment {
+            secret: secret.to_base32(),
+            secret_grouped: secret.to_base32_grouped(),
+            otpauth_uri: uri,
+            qr_svg,
+        })
+    }
+
+    /// Confirms the pending authenticator with a code from the app: it becomes the user's active
+    /// authenticator (the previous one stops working), the step used is consumed, and the session
+    /// becomes fully authenticated under a new token.
+    #[tracing::instrument(skip_all, fields(user_id = %session.user.id))]
+    pub async fn confirm_totp(
+        &self,
+        session: &ActiveSession,
+        code: &str,
+    ) -> Result<TotpConfirmed, FactorError> {
+        let user = &session.user;
+        self.refuse_while_locked(user.id).await?;
+        let pending = self
+            .stores
+            .factors
+            .pending_totp(user.id)
+            .await?
+            .ok_or(FactorError::NoPendingEnrollment)?;
+        let Some(step) = self.matching_step(&pending, code)? else {
+            return Err(self.fail_code(user.id).await);
+        };
+        let first_factor = self.enrolled_methods(user).await?.is_empty();
+        let now = self.clock.now();
+        if !self
+            .stores
+            .factors
+            .activate_totp(user.id, pending.id, step, now)
+            .await?
+        {
+            // A concurrent confirmation with the same code won.
+            return Err(FactorError::InvalidCode);
+        }
+        self.stores
+            .throttle
+            .clear_failures(&second_factor_key(user.id))
+            .await?;
+        let recovery_codes = if first_factor {
+            self.issue_recovery_codes(user.id).await?
+        } else {
+            Vec::new()
+        };
+        let token = self
+            .rotate(session, SessionState::Authenticated, now)
+            .await?;
+        if session.state != SessionState::Authenticated {
+            self.stores.users.record_login(user.id, now).await?;
+        }
+        tracing::info!(first_factor, "authenticator confirmed");
+        Ok(TotpConfirmed {
+            token,
+            recovery_codes,
+        })
+    }
+
+    /// The `second_factor` step: a TOTP code or a recovery code, accepted once.
+    #[tracing::instrument(skip_all, fields(user_id = %session.user.id, method = method.as_str()))]
+    pub async fn verify_second_factor(
+        &self,
+        session: &ActiveSession,
+        method: Method,
+        code: &str,
+    ) -> Result<LoginStep, FactorError> {
+        if session.state != SessionState::SecondFactor {
+            return Err(FactorError::SessionEnded);
+        }
+        let user = &session.user;
+        self.refuse_while_locked(user.id).await?;
+        let now = self.clock.now();
+        let accepted = match method {
+            Method::Totp => match self.stores.factors.active_totp(user.id).await? {
+                Some(active) => match self.matching_step(&active, code)? {
+                    Some(step) => {
+                        self.stores
+                            .factors
+                            .consume_totp_step(active.id, step, now)
+                            .await?
+                    }
+                    None => false,
+                },
+                None => false,
+            },
+            Method::RecoveryCode => self.consume_recovery_code(user.id, code).await?,
+            // Codes by SMS or email arrive with those factors; nobody has them enrolled yet.
+            Method::Sms | Method::Email => false,
+        };
+        if !accepted {
+            return Err(self.fail_code(user.id).await);
+        }
+        self.stores
+            .throttle
+            .clear_failures(&second_factor_key(user.id))
+            .await?;
+        let token = self
+            .rotate(session, SessionState::Authenticated, now)
+            .await?;
+        self.stores.users.record_login(user.id, now).await?;
+        tracing::info!("second factor accepted");
+        Ok(LoginStep {
+            token,
+            state: SessionState::Authenticated,
+            methods: Vec::new(),
+        })
+    }
+
+    /// Checks the current password (re-authentication for sensitive changes).
+    pub(crate) async fn check_password(
+        &self,
+        user: &User,
+        password: &SecretString,
+    ) -> Result<(), FactorError> {
+        let matches = self
+            .hasher
+            .verify(password, &user.password_hash)
+            .await?
+            .matches;
+        if matches {
+            Ok(())
+        } else {
+            Err(FactorError::InvalidPassword)
+        }
+    }
+
+    /// The step `code` matches for this authenticator at the current time, if any.
+    fn matching_step(&self, record: &TotpRecord, code: &str) -> Result<Option<u64>, FactorError> {
+        let Ok(code) = TotpCode::parse(code, record.digits) else {
+            return Ok(None);
+        };
+        let secret = self
+            .sealer
+            .open(&record.secret, &totp_context(record.user_id, record.id))?;
+        let algorithm = record.algorithm.parse().map_err(|_| {
+            anyhow::anyhow!("stored TOTP algorithm {:?} is unknown", record.algorithm)
+        })?;
+        let params = TotpParams::new(algorithm, record.digits, u64::from(record.period_seconds))
+            .map_err(|error| anyhow::anyhow!("stored TOTP parameters are invalid: {error}"))?;
+        let totp = Totp::new(Secret::from_bytes(secret.to_vec()), params);
+        let unix = u64::try_from(self.clock.now().unix_timestamp()).unwrap_or(0);
+        Ok(totp.verify(&code, unix, self.settings.totp_skew_steps))
+    }
+
+    async fn refuse_while_locked(&self, user_id: UserId) -> Result<(), FactorError> {
+        let count = self
+            .stores
+            .throttle
+            .failures(&second_factor_key(user_id))
+            .await?;
+        match remaining_lockout(count, self.clock.now()) {
+            Some(retry_after) => Err(FactorError::Throttled { retry_after }),
+            None => Ok(()),
+        }
+    }
+
+    /// Counts a wrong code; the error to answer with.
+    async fn fail_code(&self, user_id: UserId) -> FactorError {
+        match self
+            .stores
+            .throttle
+            .record_failure(&second_factor_key(user_id), self.clock.now())
+            .await
+        {
+            Ok(count) => {
+                tracing::info!(user_id = %user_id, failures = count.failures, "wrong second-factor code");
+                FactorError::InvalidCode
+            }
+            Err(error) => error.into(),
+        }
+    }
+}
+
+/// The associated data a TOTP secret is sealed with: its owner and its row.
+fn totp_context(user_id: UserId, id: Uuid) -> Vec<u8> {
+    format!("totp:{user_id}:{id}").into_bytes()
+}

@@ -1,0 +1,119 @@
+//! Recovery codes: 80 bits each from the CSPRNG, shown once, stored as SHA-256 of the user's id
+//! and the canonical code, each usable once.
+//!
+//! Why a fast hash and not Argon2 or a keyed HMAC: a slow or keyed hash protects secrets people
+//! choose, which can be guessed; these codes carry 80 random bits, so even a stolen database
+//! leaves 2^80 guesses per code, and the hash needs no key that a master-key rotation would break.
+//! The user id in the input salts the hash, so equal codes of two users hash apart.
+
+use secrecy::SecretString;
+use sha2::{Digest, Sha256};
+use twofold_otp::RecoveryCode;
+
+use crate::factors::FactorError;
+use crate::login::ActiveSession;
+use crate::service::Service;
+use crate::session::SessionState;
+use crate::user::UserId;
+
+/// Fewer codes left than this, and the account page suggests making new ones.
+pub const FEW_RECOVERY_CODES: u32 = 3;
+
+pub fn hash_recovery_code(user_id: UserId, code: &RecoveryCode) -> [u8; 32] {
+    Sha256::new_with_prefix(user_id.to_string().as_bytes())
+        .chain_update(b":")
+        .chain_update(code.as_str().as_bytes())
+        .finalize()
+        .into()
+}
+
+impl Service {
+    /// Makes a fresh set of recovery codes for the user (every earlier one stops working) and
+    /// returns them for display, grouped for reading (`xxxx-xxxx-xxxx-xxxx`).
+    pub(crate) async fn issue_recovery_codes(
+        &self,
+        user_id: UserId,
+    ) -> Result<Vec<String>, FactorError> {
+        let codes = RecoveryCode::generate_set(self.settings.recovery_code_count)
+            .map_err(|error| anyhow::anyhow!("{error}"))?;
+        let hashes: Vec<[u8; 32]> = codes
+            .iter()
+            .map(|code| hash_recovery_code(user_id, code))
+            .collect();
+        self.stores
+            .factors
+            .replace_recovery_codes(user_id, &hashes, self.clock.now())
+            .await?;
+        tracing::info!(user_id = %user_id, count = codes.len(), "recovery codes issued");
+        Ok(codes.iter().map(RecoveryCode::display).collect())
+    }
+
+    /// Regenerates the recovery codes of a signed-in user who has a second factor; needs the
+    /// current password.
+    #[tracing::instrument(skip_all, fields(user_id = %session.user.id))]
+    pub async fn regenerate_recovery_codes(
+        &self,
+        session: &ActiveSession,
+        password: &SecretString,
+    ) -> Result<Vec<String>, FactorError> {
+        if session.state != SessionState::Authenticated {
+            return Err(FactorError::SessionEnded);
+        }
+        self.check_password(&session.user, password).await?;
+        if self
+            .stores
+            .factors
+            .active_totp(session.user.id)
+            .await?
+            .is_none()
+        {
+            return Err(FactorError::NoSecondFactor);
+        }
+        self.issue_recovery_codes(session.user.id).await
+    }
+
+    /// Accepts a recovery code once.
+    pub(crate) async fn consume_recovery_code(
+        &self,
+        user_id: UserId,
+        typed: &str,
+    ) -> Result<bool, FactorError> {
+        let Ok(code) = RecoveryCode::parse(typed) else {
+            return Ok(false);
+        };
+        let hash = hash_recovery_code(user_id, &code);
+        let used = self
+            .stores
+            .factors
+            .consume_recovery_code(user_id, &hash, self.clock.now())
+            .await?;
+        if used {
+            tracing::info!(user_id = %user_id, "recovery code used");
+        }
+        Ok(used)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_hash_depends_on_user_and_code_but_not_on_how_it_was_typed() {
+        let user = UserId::random();
+        let code = RecoveryCode::generate().unwrap();
+        let typed = RecoveryCode::parse(&code.display().to_uppercase().replace('-', " ")).unwrap();
+        assert_eq!(
+            hash_recovery_code(user, &code),
+            hash_recovery_code(user, &typed)
+        );
+        assert_ne!(
+            hash_recovery_code(user, &code),
+            hash_recovery_code(UserId::random(), &code)
+        );
+        assert_ne!(
+            hash_recovery_code(user, &code),
+            hash_recovery_code(user, &RecoveryCode::generate().unwrap())
+        );
+    }
+}

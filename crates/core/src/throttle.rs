@@ -1,0 +1,96 @@
+//! Lockouts after repeated failures, counted in the database (so they hold across sessions and
+//! instances). Soft and growing, never permanent, and far below NIST SP 800-63B's limit of 100
+//! consecutive failures: 5 free attempts, then a wait of 30 s that doubles with each further
+//! failure up to 15 minutes. During a wait even the right answer is refused (429), so a lockout
+//! cannot be probed.
+
+use time::{Duration, OffsetDateTime};
+
+use crate::store::FailureCount;
+use crate::user::UserId;
+
+pub const FREE_FAILURES: u32 = 5;
+const FIRST_WAIT_SECONDS: i64 = 30;
+const LONGEST_WAIT_SECONDS: i64 = 15 * 60;
+
+/// The throttle key of second-factor codes (TOTP, recovery codes) for one user.
+pub fn second_factor_key(user_id: UserId) -> String {
+    format!("second_factor:{user_id}")
+}
+
+/// How long the subject must still wait, if at all.
+pub fn remaining_lockout(count: Option<FailureCount>, now: OffsetDateTime) -> Option<Duration> {
+    let count = count?;
+    if count.failures < FREE_FAILURES {
+        return None;
+    }
+    let doublings = (count.failures - FREE_FAILURES).min(16);
+    let wait = (FIRST_WAIT_SECONDS << doublings).min(LONGEST_WAIT_SECONDS);
+    let remaining = count.last_failure_at + Duration::seconds(wait) - now;
+    remaining.is_positive().then_some(remaining)
+}
+
+/// Seconds for a `Retry-After` header: rounded up, at least 1.
+pub fn retry_after_seconds(wait: Duration) -> u64 {
+    let whole = wait.whole_seconds() + i64::from(wait.subsec_nanoseconds() > 0);
+    u64::try_from(whole.max(1)).unwrap_or(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(seconds: i64) -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(1_800_000_000 + seconds).unwrap()
+    }
+
+    fn count(failures: u32, last: i64) -> Option<FailureCount> {
+        Some(FailureCount {
+            failures,
+            last_failure_at: at(last),
+        })
+    }
+
+    #[test]
+    fn five_failures_are_free_then_the_wait_grows_to_fifteen_minutes() {
+        assert_eq!(remaining_lockout(None, at(0)), None);
+        assert_eq!(remaining_lockout(count(4, 0), at(0)), None);
+        assert_eq!(
+            remaining_lockout(count(5, 0), at(0)),
+            Some(Duration::seconds(30))
+        );
+        assert_eq!(
+            remaining_lockout(count(6, 0), at(0)),
+            Some(Duration::seconds(60))
+        );
+        assert_eq!(
+            remaining_lockout(count(9, 0), at(0)),
+            Some(Duration::seconds(480))
+        );
+        assert_eq!(
+            remaining_lockout(count(10, 0), at(0)),
+            Some(Duration::seconds(900))
+        );
+        assert_eq!(
+            remaining_lockout(count(99, 0), at(0)),
+            Some(Duration::seconds(900))
+        );
+    }
+
+    #[test]
+    fn the_wait_ends() {
+        assert_eq!(
+            remaining_lockout(count(5, 0), at(29)),
+            Some(Duration::seconds(1))
+        );
+        assert_eq!(remaining_lockout(count(5, 0), at(30)), None);
+        assert_eq!(remaining_lockout(count(50, 0), at(900)), None);
+    }
+
+    #[test]
+    fn retry_after_rounds_up() {
+        assert_eq!(retry_after_seconds(Duration::milliseconds(1)), 1);
+        assert_eq!(retry_after_seconds(Duration::milliseconds(30_001)), 31);
+        assert_eq!(retry_after_seconds(Duration::seconds(30)), 30);
+    }
+}

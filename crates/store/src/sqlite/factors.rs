@@ -1,0 +1,251 @@
+//! [`FactorStore`] on SQLite.
+//!
+//! Every write runs on the one writer connection, so writes of this process never interleave.
+//! The multi-statement ones run in IMMEDIATE transactions, which take the database's write
+//! lock before their first read: another process on the same file waits (busy timeout) instead
+//! of interleaving with them.
+
+use async_trait::async_trait;
+use rusqlite::{OptionalExtension, Row, TransactionBehavior, params};
+use time::OffsetDateTime;
+use twofold_core::store::{FactorStore, NewTotp, StoreError, TotpRecord};
+use twofold_core::user::UserId;
+use uuid::Uuid;
+
+use super::SqliteStore;
+use crate::rows::{NewTotpRow, TotpRow, count_to_u32, step_to_db, to_unix, totp_columns};
+
+const ACTIVE_TOTP: &str = concat!(
+    "SELECT ",
+    totp_columns!(),
+    " FROM totp_authenticators WHERE user_id = ?1 AND active"
+);
+const PENDING_TOTP: &str = concat!(
+    "SELECT ",
+    totp_columns!(),
+    " FROM totp_authenticators WHERE user_id = ?1 AND NOT active"
+);
+
+fn totp_row(row: &Row<'_>) -> rusqlite::Result<TotpRow> {
+    Ok(TotpRow {
+        id: row.get(0)?,
+        user_id: row.get(1)?,
+        key_id: row.get(2)?,
+        sealed_secret: row.get(3)?,
+        algorithm: row.get(4)?,
+        digits: row.get(5)?,
+        period_seconds: row.get(6)?,
+        active: row.get(7)?,
+        last_used_step: row.get(8)?,
+        created_at: row.get(9)?,
+        confirmed_at: row.get(10)?,
+        last_used_at: row.get(11)?,
+    })
+}
+
+impl SqliteStore {
+    async fn totp_by_user(
+        &self,
+        operation: &'static str,
+        sql: &'static str,
+        user_id: UserId,
+    ) -> Result<Option<TotpRecord>, StoreError> {
+        let row = self
+            .database
+            .read(operation, move |connection| {
+                connection
+                    .prepare_cached(sql)?
+                    .query_row([user_id.to_string()], totp_row)
+                    .optional()
+            })
+            .await?;
+        row.map(TotpRecord::try_from)
+            .transpose()
+            .map_err(StoreError::Unexpected)
+    }
+}
+
+#[async_trait]
+impl FactorStore for SqliteStore {
+    async fn insert_pending_totp(&self, totp: &NewTotp) -> Result<(), StoreError> {
+        let row = NewTotpRow::try_from(totp)?;
+        self.database
+            .write("insert_pending_totp", move |connection| {
+                let transaction =
+                    connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                transaction
+                    .prepare_cached(
+                        "DELETE FROM totp_authenticators WHERE user_id = ?1 AND NOT active",
+                    )?
+                    .execute([&row.user_id])?;
+                transaction
+                    .prepare_cached(
+                        "INSERT INTO totp_authenticators (id, user_id, key_id, sealed_secret, \
+                         algorithm, digits, period_seconds, active, created_at) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?8)",
+                    )?
+                    .execute(params![
+                        row.id,
+                        row.user_id,
+                        row.key_id,
+                        row.sealed_secret,
+                        row.algorithm,
+                        row.digits,
+                        row.period_seconds,
+                        row.created_at,
+                    ])?;
+                transaction.commit()
+            })
+            .await
+    }
+
+    async fn pending_totp(&self, user_id: UserId) -> Result<Option<TotpRecord>, StoreError> {
+        self.totp_by_user("pending_totp", PENDING_TOTP, user_id)
+            .await
+    }
+
+    async fn active_totp(&self, user_id: UserId) -> Result<Option<TotpRecord>, StoreError> {
+        self.totp_by_user("active_totp", ACTIVE_TOTP, user_id).await
+    }
+
+    async fn activate_totp(
+        &self,
+        user_id: UserId,
+        id: Uuid,
+        step: u64,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let step = step_to_db(step)?;
+        self.database
+            .write("activate_totp", move |connection| {
+                let user_id = user_id.to_string();
+                let transaction =
+                    connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                // The old active row goes first: the partial unique index allows one active row
+                // per user at every statement, not only at commit.
+                transaction
+                    .prepare_cached(
+                        "DELETE FROM totp_authenticators WHERE user_id = ?1 AND active",
+                    )?
+                    .execute([&user_id])?;
+                let activated = transaction
+                    .prepare_cached(
+                        "UPDATE totp_authenticators \
+                         SET active = 1, last_used_step = ?3, confirmed_at = ?4 \
+                         WHERE id = ?1 AND user_id = ?2 AND NOT active",
+                    )?
+                    .execute(params![id.to_string(), user_id, step, to_unix(now)])?;
+                if activated == 1 {
+                    transaction.commit()?;
+                    Ok(true)
+                } else {
+                    // Not pending any more: the old active authenticator must survive.
+                    transaction.rollback()?;
+                    Ok(false)
+                }
+            })
+            .await
+    }
+
+    async fn consume_totp_step(
+        &self,
+        id: Uuid,
+        step: u64,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let step = step_to_db(step)?;
+        let changed = self
+            .database
+            .write("consume_totp_step", move |connection| {
+                connection
+                    .prepare_cached(
+                        "UPDATE totp_authenticators SET last_used_step = ?2, last_used_at = ?3 \
+                         WHERE id = ?1 AND active AND (last_used_step IS NULL OR last_used_step < ?2)",
+                    )?
+                    .execute(params![id.to_string(), step, to_unix(now)])
+            })
+            .await?;
+        Ok(changed == 1)
+    }
+
+    async fn replace_recovery_codes(
+        &self,
+        user_id: UserId,
+        code_hashes: &[[u8; 32]],
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let code_hashes = code_hashes.to_vec();
+        self.database
+            .write("replace_recovery_codes", move |connection| {
+                let user_id = user_id.to_string();
+                let transaction =
+                    connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                transaction
+                    .prepare_cached("DELETE FROM recovery_codes WHERE user_id = ?1")?
+                    .execute([&user_id])?;
+                {
+                    let mut insert = transaction.prepare_cached(
+                        "INSERT INTO recovery_codes (user_id, code_hash, created_at) \
+                         VALUES (?1, ?2, ?3)",
+                    )?;
+                    for code_hash in &code_hashes {
+                        insert.execute(params![user_id, &code_hash[..], to_unix(now)])?;
+                    }
+                }
+                transaction.commit()
+            })
+            .await
+    }
+
+    async fn consume_recovery_code(
+        &self,
+        user_id: UserId,
+        code_hash: &[u8; 32],
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let code_hash = *code_hash;
+        let changed = self
+            .database
+            .write("consume_recovery_code", move |connection| {
+                connection
+                    .prepare_cached(
+                        "UPDATE recovery_codes SET used_at = ?3 \
+                         WHERE user_id = ?1 AND code_hash = ?2 AND used_at IS NULL",
+                    )?
+                    .execute(params![user_id.to_string(), &code_hash[..], to_unix(now)])
+            })
+            .await?;
+        Ok(changed == 1)
+    }
+
+    async fn recovery_codes_left(&self, user_id: UserId) -> Result<u32, StoreError> {
+        let count: i64 = self
+            .database
+            .read("recovery_codes_left", move |connection| {
+                connection
+                    .prepare_cached(
+                        "SELECT COUNT(*) FROM recovery_codes WHERE user_id = ?1 AND used_at IS NULL",
+                    )?
+                    .query_row([user_id.to_string()], |row| row.get(0))
+            })
+            .await?;
+        Ok(count_to_u32(count)?)
+    }
+
+    async fn delete_all_factors(&self, user_id: UserId) -> Result<(), StoreError> {
+        self.database
+            .write("delete_all_factors", move |connection| {
+                let user_id = user_id.to_string();
+                let transaction =
+                    connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                transaction
+                    .prepare_cached("DELETE FROM totp_authenticators WHERE user_id = ?1")?
+                    .execute([&user_id])?;
+                transaction
+                    .prepare_cached("DELETE FROM recovery_codes WHERE user_id = ?1")?
+                    .execute([&user_id])?;
+                transaction.commit()
+            })
+            .await
+    }
+}
