@@ -51,7 +51,7 @@ pub fn table(state: AppState) -> RouteTable {
         .route("/account/totp/change", Gate::Page(AUTHENTICATED), get(totp_pages::change_page).post(totp_pages::change_submit))
         .route("/account/recovery-codes", Gate::Page(AUTHENTICATED), get(recovery_pages::new_codes_page).post(recovery_pages::new_codes_submit))
         .route("/static/app.css", Gate::Public, get(pages::stylesheet))
-        .route("/static/print.js", Gate::OptionalSession, get(pages::print_script))
+        .route("/static/print.js", Gate::Public, get(pages::print_script))
 }
 
 /// The whole application, ready to serve, and the inventory of its routes.

@@ -268,7 +268,15 @@ async fn every_route_is_behind_the_gate_it_declares() {
         .filter(|entry| entry.gate == Gate::Public)
         .map(|entry| entry.path)
         .collect();
-    assert_eq!(public, ["/api/openapi.json", "/healthz", "/static/app.css"]);
+    assert_eq!(
+        public,
+        [
+            "/api/openapi.json",
+            "/healthz",
+            "/static/app.css",
+            "/static/print.js"
+        ]
+    );
     let client = app.client();
     for entry in &app.inventory {
         match entry.gate {

@@ -122,7 +122,7 @@ async fn activate_totp(
     transaction.execute(&delete, &[&user_id]).await?;
     let activate = transaction
         .prepare_cached(
-            "UPDATE totp_authenticators SET active = TRUE, last_used_step = $3, confirmed_at = $4 \
+            "UPDATE totp_authenticators SET active = TRUE, last_used_step = $3, confirmed_at = $4, last_used_at = $4 \
              WHERE id = $1 AND user_id = $2 AND NOT active",
         )
         .await?;

@@ -131,7 +131,7 @@ impl FactorStore for SqliteStore {
                 let activated = transaction
                     .prepare_cached(
                         "UPDATE totp_authenticators \
-                         SET active = 1, last_used_step = ?3, confirmed_at = ?4 \
+                         SET active = 1, last_used_step = ?3, confirmed_at = ?4, last_used_at = ?4 \
                          WHERE id = ?1 AND user_id = ?2 AND NOT active",
                     )?
                     .execute(params![id.to_string(), user_id, step, to_unix(now)])?;

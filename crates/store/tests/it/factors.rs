@@ -82,6 +82,11 @@ async fn pending_then_activate_makes_it_active(stores: &Stores) {
     assert!(record.active);
     assert_eq!(record.last_used_step, Some(56_666_668));
     assert_eq!(record.confirmed_at, Some(at(40)));
+    assert_eq!(
+        record.last_used_at,
+        Some(at(40)),
+        "the confirming code was a use"
+    );
     assert_eq!(record.created_at, at(10));
     assert_eq!(record.secret, totp.secret);
 }
