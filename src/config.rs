@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use serde::Deserialize;
+use twofold_server::delivery::sms_gateway::SmsGatewaySettings;
+use twofold_server::delivery::smtp::{self, Mailbox, SmtpSettings};
 use url::Url;
 
 /// The configuration file's shape. Every field is optional; see [`Config::load`] for defaults.
@@ -17,7 +19,10 @@ pub struct FileConfig {
     pub database_url: Option<String>,
     pub public_url: Option<String>,
     pub smtp_url: Option<String>,
+    pub mail_from: Option<String>,
     pub sms_url: Option<String>,
+    pub sms_token: Option<String>,
+    pub sms_twilio_api_base: Option<String>,
     pub master_key_file: Option<PathBuf>,
     pub session_idle_timeout_minutes: Option<i64>,
     pub session_absolute_timeout_minutes: Option<i64>,
@@ -40,8 +45,12 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub database_url: String,
     pub public_url: Url,
-    pub smtp_url: Option<String>,
-    pub sms_url: Option<String>,
+    /// `None`: email goes to the outbox.
+    pub smtp: Option<SmtpSettings>,
+    /// The From of every email.
+    pub mail_from: Mailbox,
+    /// `None`: text messages go to the outbox.
+    pub sms: Option<SmsGatewaySettings>,
     pub master_key_file: PathBuf,
     pub session_idle_timeout_minutes: i64,
     pub session_absolute_timeout_minutes: i64,
@@ -108,13 +117,27 @@ impl Config {
         let totp_issuer = file
             .totp_issuer
             .unwrap_or_else(|| public_url.host_str().unwrap_or("Twofold").to_owned());
+        let smtp = env("TWOFOLD_SMTP_URL")
+            .or(file.smtp_url)
+            .map(|url| SmtpSettings::parse(&url))
+            .transpose()?;
+        let mail_from = match env("TWOFOLD_MAIL_FROM").or(file.mail_from) {
+            Some(text) => smtp::parse_sender(&text).map_err(anyhow::Error::msg)?,
+            None => smtp::default_sender(&public_url),
+        };
+        let sms = sms_gateway(
+            env("TWOFOLD_SMS_URL").or(file.sms_url),
+            env("TWOFOLD_SMS_TOKEN").or(file.sms_token),
+            env("TWOFOLD_SMS_TWILIO_API_BASE").or(file.sms_twilio_api_base),
+        )?;
         let config = Config {
             listen,
             data_dir,
             database_url,
             public_url,
-            smtp_url: env("TWOFOLD_SMTP_URL").or(file.smtp_url),
-            sms_url: env("TWOFOLD_SMS_URL").or(file.sms_url),
+            smtp,
+            mail_from,
+            sms,
             master_key_file,
             session_idle_timeout_minutes: file.session_idle_timeout_minutes.unwrap_or(30),
             session_absolute_timeout_minutes: file
@@ -191,6 +214,25 @@ impl Config {
     }
 }
 
+/// The SMS gateway, when `TWOFOLD_SMS_URL` is set; its companions alone are a mistake.
+fn sms_gateway(
+    url: Option<String>,
+    token: Option<String>,
+    twilio_api_base: Option<String>,
+) -> anyhow::Result<Option<SmsGatewaySettings>> {
+    match url {
+        Some(url) => Ok(Some(SmsGatewaySettings::parse(
+            &url,
+            token.as_deref(),
+            twilio_api_base.as_deref(),
+        )?)),
+        None if token.is_some() || twilio_api_base.is_some() => bail!(
+            "TWOFOLD_SMS_TOKEN and TWOFOLD_SMS_TWILIO_API_BASE need TWOFOLD_SMS_URL to be set"
+        ),
+        None => Ok(None),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,7 +257,8 @@ mod tests {
             config.master_key_file,
             PathBuf::from("./twofold-data/master.key")
         );
-        assert!(config.smtp_url.is_none() && config.sms_url.is_none());
+        assert!(config.smtp.is_none() && config.sms.is_none());
+        assert_eq!(config.mail_from.to_string(), "Twofold <twofold@localhost>");
         assert_eq!(
             (
                 config.session_idle_timeout_minutes,
@@ -251,5 +294,62 @@ mod tests {
         assert!(resolve("session_idle_timeout_minutes = 9223372036854775807", &[]).is_err());
         assert!(resolve("max_connections = 0", &[]).is_err());
         assert!(toml::from_str::<FileConfig>("no_such_key = 1").is_err());
+    }
+
+    #[test]
+    fn delivery_settings_come_from_the_environment_or_the_file() {
+        let config = resolve(
+            "smtp_url = \"smtps://alice:secret@mail.example.com\"\nsms_url = \"https://sms.example.com/hook\"",
+            &[
+                ("TWOFOLD_PUBLIC_URL", "https://login.example.com"),
+                ("TWOFOLD_SMS_TOKEN", "tok"),
+            ],
+        )
+        .unwrap();
+        let smtp = config.smtp.unwrap();
+        assert_eq!((smtp.host(), smtp.port()), ("mail.example.com", 465));
+        assert_eq!(
+            config.mail_from.to_string(),
+            "Twofold <twofold@login.example.com>"
+        );
+        assert!(matches!(
+            config.sms,
+            Some(SmsGatewaySettings::Webhook { token: Some(_), .. })
+        ));
+
+        let config = resolve(
+            "smtp_url = \"smtp://file.example.com\"\nmail_from = \"Login <login@example.com>\"",
+            &[
+                ("TWOFOLD_SMTP_URL", "smtp://127.0.0.1:2525?tls=none"),
+                ("TWOFOLD_SMS_URL", "twilio://AC1:token@+14155550100"),
+                ("TWOFOLD_SMS_TWILIO_API_BASE", "http://127.0.0.1:9000"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(config.smtp.unwrap().host(), "127.0.0.1");
+        assert_eq!(config.mail_from.to_string(), "Login <login@example.com>");
+        assert!(matches!(
+            config.sms,
+            Some(SmsGatewaySettings::Twilio { .. })
+        ));
+    }
+
+    #[test]
+    fn bad_delivery_settings_are_refused_in_one_line_without_secrets() {
+        let cases: [&[(&str, &str)]; 5] = [
+            &[(
+                "TWOFOLD_SMTP_URL",
+                "smtp://alice:hunter2@mail.example.com?tls=off",
+            )],
+            &[("TWOFOLD_SMTP_URL", "imap://alice:hunter2@mail.example.com")],
+            &[("TWOFOLD_MAIL_FROM", "not an address")],
+            &[("TWOFOLD_SMS_URL", "twilio://AC1:hunter2@555")],
+            &[("TWOFOLD_SMS_TOKEN", "hunter2")],
+        ];
+        for env in cases {
+            let error = format!("{:#}", resolve("", env).unwrap_err());
+            assert!(!error.contains('\n'), "{error}");
+            assert!(!error.contains("hunter2"), "{error}");
+        }
     }
 }

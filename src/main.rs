@@ -2,6 +2,8 @@
 
 mod cli;
 mod config;
+mod delivery;
+mod mail;
 mod master_key;
 mod serve;
 
@@ -28,6 +30,9 @@ enum Command {
     /// Manages users.
     #[command(subcommand)]
     User(cli::UserCommand),
+    /// Checks email delivery: sends a test email, shows the delivery queue.
+    #[command(subcommand)]
+    Mail(mail::MailCommand),
 }
 
 fn main() -> ExitCode {
@@ -40,6 +45,7 @@ fn main() -> ExitCode {
             match arguments.command {
                 Command::Serve => serve::run(config).await,
                 Command::User(command) => cli::run(config, command).await,
+                Command::Mail(command) => mail::run(config, command).await,
             }
         })
     });

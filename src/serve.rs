@@ -1,21 +1,23 @@
 //! `twofold serve`: opens the database, creates the first administrator on an empty one, and
-//! serves HTTP until SIGINT or SIGTERM.
+//! serves HTTP (with the delivery worker beside it) until SIGINT or SIGTERM.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use secrecy::ExposeSecret;
 use twofold_core::accounts::FIRST_ADMIN_EMAIL;
 use twofold_core::clock::SystemClock;
 use twofold_core::hasher::{Argon2Settings, PasswordHasher};
 use twofold_core::sealing::{MasterKey, Sealer};
+use twofold_core::store::Stores;
 use twofold_core::{Service, ServiceSettings};
 use twofold_server::delivery::outbox::Outbox;
 use twofold_server::listener::ConnectionLimits;
 use twofold_server::{AppState, HttpSettings};
 
 use crate::config::Config;
+use crate::delivery::{DeliverySetup, log_destinations};
 use crate::master_key;
 
 /// tokio-postgres logs statement parameters (password hashes, emails) at debug level: never
@@ -24,11 +26,23 @@ const POSTGRES_LOG_CAP: &str = "tokio_postgres=info";
 
 const PURGE_INTERVAL: Duration = Duration::from_secs(300);
 
+/// Opens (and migrates) the database the configuration names.
+pub async fn open_stores(config: &Config) -> anyhow::Result<Stores> {
+    twofold_store::open(&config.database_url)
+        .await
+        .with_context(|| format!("cannot open the database {}", redact(&config.database_url)))
+}
+
+/// The sealer under the master key (created on first use).
+pub fn load_sealer(config: &Config) -> anyhow::Result<Sealer> {
+    Ok(Sealer::new(MasterKey::new(&master_key::load_or_create(
+        &config.master_key_file,
+    )?)))
+}
+
 /// Opens the stores and starts the hashing pool.
 pub async fn build_service(config: &Config, hashing_workers: usize) -> anyhow::Result<Service> {
-    let stores = twofold_store::open(&config.database_url)
-        .await
-        .with_context(|| format!("cannot open the database {}", redact(&config.database_url)))?;
+    let stores = open_stores(config).await?;
     let argon2 = Argon2Settings {
         memory_kib: config.argon2_memory_kib,
         iterations: config.argon2_iterations,
@@ -44,9 +58,7 @@ pub async fn build_service(config: &Config, hashing_workers: usize) -> anyhow::R
         recovery_code_count: config.recovery_code_count,
         ..ServiceSettings::default()
     };
-    let sealer = Sealer::new(MasterKey::new(&master_key::load_or_create(
-        &config.master_key_file,
-    )?));
+    let sealer = load_sealer(config)?;
     Ok(Service::new(
         stores,
         hasher,
@@ -58,11 +70,6 @@ pub async fn build_service(config: &Config, hashing_workers: usize) -> anyhow::R
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
     init_logging();
-    if config.smtp_url.is_some() || config.sms_url.is_some() {
-        bail!(
-            "TWOFOLD_SMTP_URL and TWOFOLD_SMS_URL are not supported by this version yet; unset them to use the outbox"
-        );
-    }
     create_private_directory(&config.data_dir)?;
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
@@ -75,7 +82,18 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         public_url: config.public_url.clone(),
         body_limit_bytes: config.body_limit_bytes,
     };
-    let state = AppState::new(service.clone(), http, outbox.clone(), outbox);
+    let delivery = DeliverySetup::from_config(
+        &config,
+        service.stores(),
+        Arc::new(load_sealer(&config)?),
+        outbox,
+    )?;
+    let state = AppState::new(
+        service.clone(),
+        http,
+        delivery.mailer.clone(),
+        delivery.sms.clone(),
+    );
     let (app, _inventory) = twofold_server::app(state);
     // Bind before creating the first administrator, so its one-time password is never printed
     // by a server that then fails to start.
@@ -94,6 +112,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         );
     }
     tracing::info!(listen = %config.listen, public_url = %config.public_url, "serving");
+    log_destinations(&config);
+    tokio::spawn(delivery.worker(Arc::new(SystemClock)).run());
     tokio::spawn(purge_sessions(service));
     let limits = ConnectionLimits {
         max_connections: config.max_connections,
@@ -162,7 +182,7 @@ fn redact(url: &str) -> String {
 
 /// Creates the data directory readable by this user only (it holds password hashes and the
 /// master key), and warns when an existing one is open to others.
-fn create_private_directory(path: &std::path::Path) -> anyhow::Result<()> {
+pub fn create_private_directory(path: &std::path::Path) -> anyhow::Result<()> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     if !path.exists() {
         std::fs::DirBuilder::new()

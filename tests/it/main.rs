@@ -4,6 +4,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
 
 mod cli;
+mod delivery;
 mod durability;
 mod factors;
 mod process;
+mod smtp;

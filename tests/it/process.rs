@@ -43,9 +43,15 @@ impl Installation {
 
     /// Runs `twofold ARGS…`, feeding `stdin`.
     pub fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        self.run_with_env(args, stdin, &[])
+    }
+
+    /// Like [`Self::run`], with extra environment variables.
+    pub fn run_with_env(&self, args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Output {
         let mut child = self
             .command()
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -66,6 +72,11 @@ impl Installation {
 
     /// Like [`Self::serve`], with the server's log (at debug level) written to `log`.
     pub async fn serve_logging_to(&self, log: Option<&Path>) -> Server {
+        self.serve_with(log, &[]).await
+    }
+
+    /// Like [`Self::serve_logging_to`], with extra environment variables.
+    pub async fn serve_with(&self, log: Option<&Path>, env: &[(&str, &str)]) -> Server {
         let stderr = match log {
             Some(path) => Stdio::from(std::fs::File::create(path).unwrap()),
             None => Stdio::inherit(),
@@ -78,6 +89,7 @@ impl Installation {
         let mut child = self
             .command()
             .arg("serve")
+            .envs(env.iter().copied())
             .env("TWOFOLD_LISTEN", format!("127.0.0.1:{port}"))
             .stdout(Stdio::piped())
             .env("TWOFOLD_LOG", if log.is_some() { "debug" } else { "warn" })

@@ -10,6 +10,7 @@ pub mod sqlite;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+mod delivery_rows;
 mod migration;
 mod rows;
 

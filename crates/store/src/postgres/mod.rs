@@ -4,6 +4,7 @@
 //! Several Twofold instances may share one database; the statements that must be atomic across
 //! them say why in place.
 
+mod deliveries;
 mod factors;
 mod migrations;
 mod sessions;
@@ -82,6 +83,7 @@ impl PostgresStore {
             sessions: store.clone(),
             factors: store.clone(),
             throttle: store.clone(),
+            deliveries: store.clone(),
             health: store,
         }
     }

@@ -77,6 +77,39 @@ CREATE TABLE throttle_failures (
 ) STRICT, WITHOUT ROWID;
 "#,
     },
+    Migration {
+        version: 3,
+        sql: r#"
+-- The delivery queue. A pending row holds its message sealed under the master key (the body
+-- carries a one-time code) and is due at next_attempt_at; a worker leases it until
+-- claimed_until. A sent row is deleted. A row given up becomes 'failed': its message is erased
+-- and its error kept for the administrator.
+CREATE TABLE deliveries (
+    id TEXT NOT NULL PRIMARY KEY,
+    channel TEXT NOT NULL CHECK (channel IN ('email', 'sms')),
+    recipient TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('pending', 'failed')),
+    key_id TEXT,
+    sealed_payload BLOB,
+    attempts INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+    created_at INTEGER NOT NULL,
+    next_attempt_at INTEGER,
+    claimed_until INTEGER,
+    last_error TEXT,
+    last_failed_at INTEGER,
+    CHECK (
+        (status = 'pending' AND key_id IS NOT NULL AND sealed_payload IS NOT NULL
+            AND next_attempt_at IS NOT NULL)
+        OR (status = 'failed' AND key_id IS NULL AND sealed_payload IS NULL
+            AND next_attempt_at IS NULL AND claimed_until IS NULL
+            AND last_error IS NOT NULL AND last_failed_at IS NOT NULL)
+    )
+) STRICT;
+
+CREATE INDEX deliveries_due ON deliveries(next_attempt_at) WHERE status = 'pending';
+CREATE INDEX deliveries_failures ON deliveries(last_failed_at) WHERE last_error IS NOT NULL;
+"#,
+    },
 ];
 
 /// Applies every pending migration, each in its own transaction.

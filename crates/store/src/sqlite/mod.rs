@@ -4,6 +4,7 @@
 //! waits up to five seconds for another process's write lock before it fails.
 
 mod connection;
+mod deliveries;
 mod factors;
 mod migrations;
 mod sessions;
@@ -66,6 +67,7 @@ impl SqliteStore {
             sessions: store.clone(),
             factors: store.clone(),
             throttle: store.clone(),
+            deliveries: store.clone(),
             health: store,
         }
     }

@@ -12,6 +12,7 @@ use crate::harness::{
 conformance!(database:
     migrations_are_idempotent,
     a_version_1_database_upgrades_to_version_2,
+    a_version_2_database_upgrades_to_version_3,
     concurrent_opens_all_succeed,
     newer_schema_version_is_refused,
     first_user_is_unique_across_instances,
@@ -36,7 +37,7 @@ async fn a_version_1_database_upgrades_to_version_2(database: &TestDatabase) {
         database
             .query_i64("SELECT COUNT(*) FROM schema_migrations")
             .await,
-        2
+        3
     );
     // Rewind to exactly what version 1 left: dropping a table drops its indexes.
     database
@@ -44,7 +45,8 @@ async fn a_version_1_database_upgrades_to_version_2(database: &TestDatabase) {
             "DROP TABLE totp_authenticators;
              DROP TABLE recovery_codes;
              DROP TABLE throttle_failures;
-             DELETE FROM schema_migrations WHERE version = 2;",
+             DROP TABLE deliveries;
+             DELETE FROM schema_migrations WHERE version IN (2, 3);",
         )
         .await;
     assert_eq!(
@@ -82,7 +84,7 @@ async fn a_version_1_database_upgrades_to_version_2(database: &TestDatabase) {
         database
             .query_i64("SELECT COUNT(*) FROM schema_migrations")
             .await,
-        2
+        3
     );
     assert_eq!(
         database
@@ -118,6 +120,47 @@ async fn a_version_1_database_upgrades_to_version_2(database: &TestDatabase) {
             .unwrap()
             .failures,
         1
+    );
+}
+
+/// A database last opened by a build that knew only version 2 gains the delivery queue, and
+/// what it held before is untouched.
+async fn a_version_2_database_upgrades_to_version_3(database: &TestDatabase) {
+    let stores = database.open().await;
+    let user_id = insert_user(&stores, "alice@example.com").await;
+    stores
+        .factors
+        .replace_recovery_codes(user_id, &[code_hash(1)], at(0))
+        .await
+        .unwrap();
+    drop(stores);
+    database
+        .execute_raw(
+            "DROP TABLE deliveries;
+             DELETE FROM schema_migrations WHERE version = 3;",
+        )
+        .await;
+    assert_eq!(
+        database
+            .query_i64("SELECT CAST(MAX(version) AS BIGINT) FROM schema_migrations")
+            .await,
+        2
+    );
+
+    let stores = database.open().await;
+    assert_eq!(
+        database
+            .query_i64("SELECT CAST(MAX(version) AS BIGINT) FROM schema_migrations")
+            .await,
+        3
+    );
+    assert_eq!(
+        stores.factors.recovery_codes_left(user_id).await.unwrap(),
+        1
+    );
+    assert_eq!(
+        stores.deliveries.delivery_counts().await.unwrap(),
+        twofold_core::store::DeliveryCounts::default()
     );
 }
 
