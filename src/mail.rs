@@ -51,7 +51,7 @@ async fn test(config: &Config, address: &str) -> anyhow::Result<()> {
     let delivery = DeliverySetup::from_config(
         config,
         &stores,
-        Arc::new(load_sealer(config)?),
+        Arc::new(load_sealer(config, &stores).await?),
         outbox.clone(),
     )?;
     let code = test_code()?;

@@ -20,9 +20,9 @@ use crate::config::Config;
 use crate::delivery::{DeliverySetup, log_destinations};
 use crate::master_key;
 
-/// tokio-postgres logs statement parameters (password hashes, emails) at debug level: never
-/// below info, whatever TWOFOLD_LOG says.
-const POSTGRES_LOG_CAP: &str = "tokio_postgres=info";
+/// tokio-postgres logs statement parameters (password hashes, emails) at debug level and
+/// server notices at info: only its warnings and errors are logged, whatever TWOFOLD_LOG says.
+const POSTGRES_LOG_CAP: &str = "tokio_postgres=warn";
 
 const PURGE_INTERVAL: Duration = Duration::from_secs(300);
 
@@ -33,11 +33,32 @@ pub async fn open_stores(config: &Config) -> anyhow::Result<Stores> {
         .with_context(|| format!("cannot open the database {}", redact(&config.database_url)))
 }
 
-/// The sealer under the master key (created on first use).
-pub fn load_sealer(config: &Config) -> anyhow::Result<Sealer> {
-    Ok(Sealer::new(MasterKey::new(&master_key::load_or_create(
-        &config.master_key_file,
-    )?)))
+/// The sealer under the master key. The key file is created on first use, but never while the
+/// database holds secrets sealed under a key, and a key file that is not the one those secrets
+/// need is refused: either would leave every second factor unusable.
+pub async fn load_sealer(config: &Config, stores: &Stores) -> anyhow::Result<Sealer> {
+    let path = &config.master_key_file;
+    let needed = stores
+        .factors
+        .sealed_key_ids()
+        .await
+        .context("cannot read which master keys the database needs")?;
+    if !path.exists() && !needed.is_empty() {
+        anyhow::bail!(
+            "the master key file {} is missing, but the database holds secrets sealed with key {}; restore the file (or point TWOFOLD_MASTER_KEY_FILE at it)",
+            path.display(),
+            needed.join(", ")
+        );
+    }
+    let key = MasterKey::new(&master_key::load_or_create(path)?);
+    if let Some(unknown) = needed.iter().find(|id| id.as_str() != key.id()) {
+        anyhow::bail!(
+            "the master key file {} holds key {}, but the database holds secrets sealed with key {unknown}; use the right key file",
+            path.display(),
+            key.id()
+        );
+    }
+    Ok(Sealer::new(key))
 }
 
 /// Opens the stores and starts the hashing pool.
@@ -58,7 +79,7 @@ pub async fn build_service(config: &Config, hashing_workers: usize) -> anyhow::R
         recovery_code_count: config.recovery_code_count,
         ..ServiceSettings::default()
     };
-    let sealer = load_sealer(config)?;
+    let sealer = load_sealer(config, &stores).await?;
     Ok(Service::new(
         stores,
         hasher,
@@ -85,7 +106,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let delivery = DeliverySetup::from_config(
         &config,
         service.stores(),
-        Arc::new(load_sealer(&config)?),
+        Arc::new(load_sealer(&config, service.stores()).await?),
         outbox,
     )?;
     let state = AppState::new(

@@ -10,7 +10,8 @@ use crate::process::{Installation, PASSWORD, Server, installation, stderr, stdou
 
 on_both_backends!(
     the_cli_lists_and_resets_factors,
-    secrets_never_appear_in_clear
+    secrets_never_appear_in_clear,
+    the_server_refuses_to_start_without_the_key_its_secrets_need,
 );
 
 /// RFC 6238 (SHA-1, 6 digits, 30 s), independent of the project's `otp` crate.
@@ -254,4 +255,78 @@ async fn dump_postgres(url: &str) -> Vec<u8> {
         dump.extend(row.get::<_, Vec<u8>>(0));
     }
     dump
+}
+
+async fn the_server_refuses_to_start_without_the_key_its_secrets_need(postgres: bool) {
+    let Some(install) = installation(postgres).await else {
+        return;
+    };
+    let server = install.serve().await;
+    enroll(&install, &server, "kim@example.com").await;
+    server.kill();
+    let key = install.data_path().join("master.key");
+    let saved = std::fs::read(&key).unwrap();
+
+    // Lost: no new key may be made over secrets sealed with the old one.
+    std::fs::remove_file(&key).unwrap();
+    let refused = serve_to_completion(&install).await;
+    assert!(!refused.status.success());
+    let message = stderr(&refused);
+    let message = message
+        .trim_end()
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        message.starts_with("twofold: "),
+        "the error is one line: {message}"
+    );
+    assert!(
+        message.contains("is missing") && message.contains("restore"),
+        "{message}"
+    );
+    assert!(!key.exists(), "no replacement key was created");
+
+    // Replaced by another key: refused too.
+    std::fs::write(&key, [9u8; 32]).unwrap();
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let refused = serve_to_completion(&install).await;
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("use the right key file"),
+        "{}",
+        stderr(&refused)
+    );
+
+    // Restored: it starts and the authenticator works again.
+    std::fs::write(&key, saved).unwrap();
+    let server = install.serve().await;
+    assert!(
+        reqwest::get(server.url("/healthz"))
+            .await
+            .unwrap()
+            .status()
+            .is_success()
+    );
+}
+
+/// Runs `twofold serve` expecting it to stop by itself (it refuses to start).
+async fn serve_to_completion(install: &Installation) -> std::process::Output {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut command = install.command();
+    command
+        .arg("serve")
+        .env("TWOFOLD_LISTEN", listen)
+        .stdin(std::process::Stdio::null());
+    let run = tokio::task::spawn_blocking(move || command.output().unwrap());
+    tokio::time::timeout(std::time::Duration::from_secs(30), run)
+        .await
+        .expect("serve stopped by itself")
+        .unwrap()
 }

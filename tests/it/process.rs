@@ -30,7 +30,8 @@ pub async fn installation(postgres: bool) -> Option<Installation> {
 }
 
 impl Installation {
-    fn command(&self) -> Command {
+    /// `twofold` with this installation's data directory and database.
+    pub fn command(&self) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_twofold"));
         command
             .env_clear()

@@ -170,6 +170,11 @@ impl Service {
     pub async fn reset_two_factor(&self, id: UserId) -> Result<User, AccountError> {
         let user = self.user_by_id(id).await?;
         self.stores.factors.delete_all_factors(id).await?;
+        // The lost-device path must not start behind a lockout earned with the old device.
+        self.stores
+            .throttle
+            .clear_failures(&crate::throttle::second_factor_key(id))
+            .await?;
         let ended = self.stores.sessions.delete_user_sessions(id, None).await?;
         tracing::info!(user_id = %id, sessions_ended = ended, "second factors reset");
         Ok(user)

@@ -102,27 +102,14 @@ impl Service {
     ) -> Result<TotpEnrollment, FactorError> {
         let user = &session.user;
         if self.stores.factors.active_totp(user.id).await?.is_some() {
+            // A session from before the user enrolled must not replace what they enrolled.
+            if session.state != SessionState::Authenticated {
+                return Err(FactorError::SessionEnded);
+            }
             let password = password.ok_or(FactorError::InvalidPassword)?;
             self.check_password(user, password).await?;
         }
-        let secret = Secret::generate().map_err(|error| anyhow::anyhow!("{error}"))?;
-        let params = TotpParams::default();
-        let id = Uuid::new_v4();
-        let sealed = self
-            .sealer
-            .seal(secret.as_bytes(), &totp_context(user.id, id))?;
-        self.stores
-            .factors
-            .insert_pending_totp(&NewTotp {
-                id,
-                user_id: user.id,
-                secret: sealed,
-                algorithm: params.algorithm.as_str().to_owned(),
-                digits: params.digits,
-                period_seconds: u32::try_from(params.period).unwrap_or(30),
-                created_at: self.clock.now(),
-            })
-            .await?;
+        let (secret, params) = self.pending_or_new_totp(user.id).await?;
         let uri = KeyUri::new(
             self.settings.totp_issuer.clone(),
             user.email.as_str(),
@@ -140,6 +127,41 @@ impl Service {
             otpauth_uri: uri,
             qr_svg,
         })
+    }
+
+    /// The user's recent pending authenticator, so that reloading the set-up page does not
+    /// invalidate a code already scanned; else a new one.
+    async fn pending_or_new_totp(
+        &self,
+        user_id: UserId,
+    ) -> Result<(Secret, TotpParams), FactorError> {
+        let now = self.clock.now();
+        let pending = self.stores.factors.pending_totp(user_id).await?;
+        if let Some(pending) =
+            pending.filter(|pending| now - pending.created_at < self.settings.login_step_timeout)
+        {
+            let secret = self
+                .sealer
+                .open(&pending.secret, &totp_context(user_id, pending.id))?;
+            return Ok((Secret::from_bytes(secret.to_vec()), totp_params(&pending)?));
+        }
+        let secret = Secret::generate().map_err(|error| anyhow::anyhow!("{error}"))?;
+        let params = TotpParams::default();
+        let id = Uuid::new_v4();
+        let sealed = self
+            .sealer
+            .seal(secret.as_bytes(), &totp_context(user_id, id))?;
+        let totp = NewTotp {
+            id,
+            user_id,
+            secret: sealed,
+            algorithm: params.algorithm.as_str().to_owned(),
+            digits: params.digits,
+            period_seconds: u32::try_from(params.period).unwrap_or(30),
+            created_at: now,
+        };
+        self.stores.factors.insert_pending_totp(&totp).await?;
+        Ok((secret, params))
     }
 
     /// Confirms the pending authenticator with a code from the app: it becomes the user's active
@@ -163,6 +185,10 @@ impl Service {
             return Err(self.fail_code(user.id).await);
         };
         let first_factor = self.enrolled_methods(user).await?.is_empty();
+        if !first_factor && session.state != SessionState::Authenticated {
+            // A session from before the user enrolled must not replace what they enrolled.
+            return Err(FactorError::SessionEnded);
+        }
         let now = self.clock.now();
         if !self
             .stores
@@ -176,6 +202,11 @@ impl Service {
         self.stores
             .throttle
             .clear_failures(&second_factor_key(user.id))
+            .await?;
+        // Whatever else was signed in (or half signed in) with the old set of factors ends.
+        self.stores
+            .sessions
+            .delete_user_sessions(user.id, Some(&session.id_hash))
             .await?;
         let recovery_codes = if first_factor {
             self.issue_recovery_codes(user.id).await?
@@ -213,10 +244,18 @@ impl Service {
             Method::Totp => match self.stores.factors.active_totp(user.id).await? {
                 Some(active) => match self.matching_step(&active, code)? {
                     Some(step) => {
-                        self.stores
+                        if !self
+                            .stores
                             .factors
                             .consume_totp_step(active.id, step, now)
                             .await?
+                        {
+                            // A right code whose step is already used: a replay or the loser of
+                            // a race with the owner, not a guess, so it does not count towards
+                            // a lockout (which would lock out the owner who just signed in).
+                            return Err(FactorError::InvalidCode);
+                        }
+                        true
                     }
                     None => false,
                 },
@@ -271,12 +310,7 @@ impl Service {
         let secret = self
             .sealer
             .open(&record.secret, &totp_context(record.user_id, record.id))?;
-        let algorithm = record.algorithm.parse().map_err(|_| {
-            anyhow::anyhow!("stored TOTP algorithm {:?} is unknown", record.algorithm)
-        })?;
-        let params = TotpParams::new(algorithm, record.digits, u64::from(record.period_seconds))
-            .map_err(|error| anyhow::anyhow!("stored TOTP parameters are invalid: {error}"))?;
-        let totp = Totp::new(Secret::from_bytes(secret.to_vec()), params);
+        let totp = Totp::new(Secret::from_bytes(secret.to_vec()), totp_params(record)?);
         let unix = u64::try_from(self.clock.now().unix_timestamp()).unwrap_or(0);
         Ok(totp.verify(&code, unix, self.settings.totp_skew_steps))
     }
@@ -308,6 +342,19 @@ impl Service {
             Err(error) => error.into(),
         }
     }
+}
+
+/// The parameters of a stored authenticator.
+fn totp_params(record: &TotpRecord) -> Result<TotpParams, FactorError> {
+    let algorithm = record
+        .algorithm
+        .parse()
+        .map_err(|_| anyhow::anyhow!("stored TOTP algorithm {:?} is unknown", record.algorithm))?;
+    TotpParams::new(algorithm, record.digits, u64::from(record.period_seconds)).map_err(|error| {
+        FactorError::Unexpected(anyhow::anyhow!(
+            "stored TOTP parameters are invalid: {error}"
+        ))
+    })
 }
 
 /// The associated data a TOTP secret is sealed with: its owner and its row.

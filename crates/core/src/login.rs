@@ -207,6 +207,14 @@ impl Service {
                 return Ok(None);
             }
         };
+        // An unfinished enrollment from before the user enrolled a factor elsewhere must not
+        // become a way around that factor.
+        if record.state == SessionState::EnrollmentRequired
+            && !self.enrolled_methods(&user).await?.is_empty()
+        {
+            self.stores.sessions.delete_session(&id_hash).await?;
+            return Ok(None);
+        }
         let granularity =
             TOUCH_GRANULARITY_SECONDS.min(self.settings.session_idle_timeout.whole_seconds() / 10);
         if (now - record.last_seen_at).whole_seconds() >= granularity {

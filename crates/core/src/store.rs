@@ -228,6 +228,10 @@ pub trait FactorStore: Send + Sync {
 
     async fn recovery_codes_left(&self, user_id: UserId) -> Result<u32, StoreError>;
 
+    /// The ids of the master keys that sealed the stored authenticators, so that start-up can
+    /// refuse to run without a key the database needs.
+    async fn sealed_key_ids(&self) -> Result<Vec<String>, StoreError>;
+
     /// Removes every authenticator (pending and active) and recovery code of the user.
     async fn delete_all_factors(&self, user_id: UserId) -> Result<(), StoreError>;
 }

@@ -310,6 +310,24 @@ impl FactorStore for PostgresStore {
         Ok(count_to_u32(count)?)
     }
 
+    async fn sealed_key_ids(&self) -> Result<Vec<String>, StoreError> {
+        const OPERATION: &str = "sealed_key_ids";
+        let client = self.client(OPERATION).await?;
+        let rows = client
+            .query(
+                "SELECT DISTINCT key_id FROM totp_authenticators ORDER BY key_id",
+                &[],
+            )
+            .await
+            .map_err(|error| store_error(OPERATION, error))?;
+        rows.iter()
+            .map(|row| {
+                row.try_get(0)
+                    .map_err(|error| store_error(OPERATION, error))
+            })
+            .collect()
+    }
+
     async fn delete_all_factors(&self, user_id: UserId) -> Result<(), StoreError> {
         const OPERATION: &str = "delete_all_factors";
         let mut client = self.client(OPERATION).await?;

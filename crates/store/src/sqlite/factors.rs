@@ -232,6 +232,19 @@ impl FactorStore for SqliteStore {
         Ok(count_to_u32(count)?)
     }
 
+    async fn sealed_key_ids(&self) -> Result<Vec<String>, StoreError> {
+        self.database
+            .read("sealed_key_ids", |connection| {
+                connection
+                    .prepare_cached(
+                        "SELECT DISTINCT key_id FROM totp_authenticators ORDER BY key_id",
+                    )?
+                    .query_map([], |row| row.get(0))?
+                    .collect()
+            })
+            .await
+    }
+
     async fn delete_all_factors(&self, user_id: UserId) -> Result<(), StoreError> {
         self.database
             .write("delete_all_factors", move |connection| {

@@ -9,6 +9,7 @@ use crate::harness::{TestDatabase, at, code_hash, insert_user, new_totp, race, w
 
 conformance!(stores:
     pending_then_activate_makes_it_active,
+    sealed_key_ids_lists_every_key_in_use,
     a_second_pending_replaces_the_first,
     a_new_pending_leaves_the_active_untouched,
     activating_replaces_the_old_active,
@@ -485,4 +486,29 @@ async fn unparsable_totp_rows_are_errors(database: &TestDatabase) {
     assert!(matches!(alice, Err(StoreError::Unexpected(_))), "{alice:?}");
     let bob = stores.factors.pending_totp(bob).await;
     assert!(matches!(bob, Err(StoreError::Unexpected(_))), "{bob:?}");
+}
+
+async fn sealed_key_ids_lists_every_key_in_use(stores: &Stores) {
+    assert!(stores.factors.sealed_key_ids().await.unwrap().is_empty());
+    let alice = insert_user(stores, "alice@example.com").await;
+    let bob = insert_user(stores, "bob@example.com").await;
+    stores
+        .factors
+        .insert_pending_totp(&new_totp(alice, at(0)))
+        .await
+        .unwrap();
+    let mut rotated = new_totp(bob, at(0));
+    rotated.secret.key_id = "key-2".to_owned();
+    stores.factors.insert_pending_totp(&rotated).await.unwrap();
+    stores
+        .factors
+        .insert_pending_totp(&new_totp(bob, at(1)))
+        .await
+        .unwrap();
+    assert_eq!(stores.factors.sealed_key_ids().await.unwrap(), ["key-1"]);
+    stores.factors.insert_pending_totp(&rotated).await.unwrap();
+    assert_eq!(
+        stores.factors.sealed_key_ids().await.unwrap(),
+        ["key-1", "key-2"]
+    );
 }
