@@ -11,7 +11,7 @@ use twofold_core::login::{LoginError, LoginStep};
 use twofold_core::session::SessionState;
 use twofold_core::user::Method;
 
-use super::{Csrf, PageForm, csrf_failure, csrf_matches, render};
+use super::{Csrf, PageForm, render};
 use crate::error::ApiError;
 use crate::gate::{CurrentSession, MaybeSession, page_for};
 use crate::state::AppState;
@@ -105,13 +105,9 @@ pub async fn login_page(
 
 pub async fn login_submit(
     State(state): State<AppState>,
-    headers: HeaderMap,
     MaybeSession(previous): MaybeSession,
     PageForm(form): PageForm<LoginForm>,
 ) -> Result<Response, ApiError> {
-    if !csrf_matches(&state, &headers, &form.csrf) {
-        return Ok(csrf_failure());
-    }
     match state.service.login(&form.email, &form.password).await {
         Ok(step) => {
             // A new login replaces whatever session this browser held.
@@ -150,13 +146,9 @@ pub async fn password_page(
 
 pub async fn password_submit(
     State(state): State<AppState>,
-    headers: HeaderMap,
     CurrentSession(session): CurrentSession,
     PageForm(form): PageForm<PasswordForm>,
 ) -> Result<Response, ApiError> {
-    if !csrf_matches(&state, &headers, &form.csrf) {
-        return Ok(csrf_failure());
-    }
     match state
         .service
         .change_temporary_password(&session, &form.new_password)
@@ -196,13 +188,9 @@ pub async fn enroll_page(
 
 pub async fn logout_submit(
     State(state): State<AppState>,
-    headers: HeaderMap,
     MaybeSession(session): MaybeSession,
-    PageForm(form): PageForm<CsrfOnlyForm>,
+    PageForm(_checked): PageForm<CsrfOnlyForm>,
 ) -> Result<Response, ApiError> {
-    if !csrf_matches(&state, &headers, &form.csrf) {
-        return Ok(csrf_failure());
-    }
     if let Some(session) = session {
         state.service.logout(&session.id_hash).await?;
     }
@@ -238,5 +226,23 @@ fn capitalise(text: &str) -> String {
     match chars.next() {
         Some(first) => first.to_uppercase().chain(chars).collect::<String>() + ".",
         None => String::new(),
+    }
+}
+
+impl super::CsrfProtected for CsrfOnlyForm {
+    fn csrf_token(&self) -> &str {
+        &self.csrf
+    }
+}
+
+impl super::CsrfProtected for LoginForm {
+    fn csrf_token(&self) -> &str {
+        &self.csrf
+    }
+}
+
+impl super::CsrfProtected for PasswordForm {
+    fn csrf_token(&self) -> &str {
+        &self.csrf
     }
 }

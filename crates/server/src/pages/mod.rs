@@ -67,7 +67,7 @@ fn is_token(value: &str) -> bool {
 /// Whether a submitted form comes from this origin and its token matches the browser's CSRF
 /// cookie. The origin check stops forms posted from another port or subdomain of the same host,
 /// which could otherwise plant a CSRF cookie of their choosing (cookies ignore ports).
-pub fn csrf_matches(state: &AppState, headers: &HeaderMap, submitted: &str) -> bool {
+fn csrf_matches(state: &AppState, headers: &HeaderMap, submitted: &str) -> bool {
     if !same_origin(headers) {
         return false;
     }
@@ -194,19 +194,29 @@ pub fn factor_failure(error: FactorError) -> Result<Response, ApiError> {
     Ok(render(status, &page))
 }
 
-/// A submitted form of type `T`; a malformed submission gets a page, not axum's plain text.
+/// A form that carries the page's CSRF token.
+pub trait CsrfProtected {
+    fn csrf_token(&self) -> &str;
+}
+
+/// A submitted form of type `T` whose CSRF token and origin were checked: a handler that takes
+/// one cannot forget the check. A forged or cross-origin submission gets the 403 page, a
+/// malformed one a 4xx page (not axum's plain text).
 pub struct PageForm<T>(pub T);
 
-impl<S, T> FromRequest<S> for PageForm<T>
+impl<T> FromRequest<AppState> for PageForm<T>
 where
-    T: DeserializeOwned,
-    S: Send + Sync,
+    T: DeserializeOwned + CsrfProtected,
 {
     type Rejection = Response;
 
-    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let headers = request.headers().clone();
         match Form::<T>::from_request(request, state).await {
-            Ok(Form(value)) => Ok(PageForm(value)),
+            Ok(Form(value)) if csrf_matches(state, &headers, value.csrf_token()) => {
+                Ok(PageForm(value))
+            }
+            Ok(_) => Err(csrf_failure()),
             Err(rejection) => {
                 let status = rejection.status();
                 let page = MessagePage::to_sign_in(
@@ -227,7 +237,7 @@ where
 }
 
 /// The answer to a form whose CSRF token did not match.
-pub fn csrf_failure() -> Response {
+fn csrf_failure() -> Response {
     render(
         StatusCode::FORBIDDEN,
         &MessagePage::to_sign_in(

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use twofold_core::factors::FactorError;
 
 use super::account::utc_minute;
-use super::{Csrf, PageForm, csrf_failure, csrf_matches, factor_failure, render};
+use super::{Csrf, PageForm, factor_failure, render};
 use crate::error::ApiError;
 use crate::gate::CurrentSession;
 use crate::state::AppState;
@@ -108,13 +108,9 @@ pub async fn new_codes_page(
 /// `POST /account/recovery-codes`: with the right password, a new set replaces the old one.
 pub async fn new_codes_submit(
     State(state): State<AppState>,
-    headers: HeaderMap,
     CurrentSession(session): CurrentSession,
     PageForm(form): PageForm<PasswordForm>,
 ) -> Result<Response, ApiError> {
-    if !csrf_matches(&state, &headers, &form.csrf) {
-        return Ok(csrf_failure());
-    }
     let email = session.user.email.as_str();
     match state
         .service
@@ -155,6 +151,12 @@ fn percent_encode(text: &str) -> String {
         }
     }
     encoded
+}
+
+impl super::CsrfProtected for PasswordForm {
+    fn csrf_token(&self) -> &str {
+        &self.csrf
+    }
 }
 
 #[cfg(test)]

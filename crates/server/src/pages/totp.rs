@@ -21,10 +21,7 @@ use twofold_core::session::SessionState;
 
 use super::login::KNOWN_AUTHENTICATOR_APPS;
 use super::recovery::{PasswordForm, PasswordPage, WRONG_PASSWORD, codes_page};
-use super::{
-    Csrf, PageForm, csrf_failure, csrf_matches, factor_failure, render, wait_message,
-    with_retry_after,
-};
+use super::{Csrf, PageForm, factor_failure, render, wait_message, with_retry_after};
 use crate::error::ApiError;
 use crate::gate::CurrentSession;
 use crate::state::AppState;
@@ -100,13 +97,9 @@ pub async fn setup_page(
 /// `POST /account/totp/setup`: the first code from the app.
 pub async fn setup_submit(
     State(state): State<AppState>,
-    headers: HeaderMap,
     CurrentSession(session): CurrentSession,
     PageForm(form): PageForm<CodeForm>,
 ) -> Result<Response, ApiError> {
-    if !csrf_matches(&state, &headers, &form.csrf) {
-        return Ok(csrf_failure());
-    }
     let ask_again = |status: StatusCode, error: &str| {
         let page = SetupPage {
             error: Some(error),
@@ -163,13 +156,9 @@ pub async fn change_page(
 /// `POST /account/totp/change`: with the right password, the QR code of a new authenticator.
 pub async fn change_submit(
     State(state): State<AppState>,
-    headers: HeaderMap,
     CurrentSession(session): CurrentSession,
     PageForm(form): PageForm<PasswordForm>,
 ) -> Result<Response, ApiError> {
-    if !csrf_matches(&state, &headers, &form.csrf) {
-        return Ok(csrf_failure());
-    }
     match state
         .service
         .start_totp_enrollment(&session, Some(&form.password))
@@ -192,5 +181,11 @@ pub async fn change_submit(
             Ok(render(StatusCode::UNAUTHORIZED, &page))
         }
         Err(other) => factor_failure(other),
+    }
+}
+
+impl super::CsrfProtected for CodeForm {
+    fn csrf_token(&self) -> &str {
+        &self.csrf
     }
 }

@@ -11,10 +11,7 @@ use twofold_core::factors::FactorError;
 use twofold_core::user::Method;
 
 use super::login::continue_login;
-use super::{
-    Csrf, PageForm, csrf_failure, csrf_matches, factor_failure, render, wait_message,
-    with_retry_after,
-};
+use super::{Csrf, PageForm, factor_failure, render, wait_message, with_retry_after};
 use crate::error::ApiError;
 use crate::gate::CurrentSession;
 use crate::state::AppState;
@@ -59,13 +56,9 @@ pub async fn verify_page(
 
 pub async fn verify_submit(
     State(state): State<AppState>,
-    headers: HeaderMap,
     CurrentSession(session): CurrentSession,
     PageForm(form): PageForm<VerifyForm>,
 ) -> Result<Response, ApiError> {
-    if !csrf_matches(&state, &headers, &form.csrf) {
-        return Ok(csrf_failure());
-    }
     let outcome = state
         .service
         .verify_second_factor(&session, form.method, &form.code)
@@ -88,5 +81,11 @@ pub async fn verify_submit(
             retry_after,
         )),
         Err(other) => factor_failure(other),
+    }
+}
+
+impl super::CsrfProtected for VerifyForm {
+    fn csrf_token(&self) -> &str {
+        &self.csrf
     }
 }
