@@ -9,6 +9,7 @@ pub mod factors;
 pub mod hasher;
 pub mod login;
 pub mod password;
+pub mod phone;
 pub mod recovery;
 pub mod sealing;
 pub mod service;
