@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod clock;
+pub mod codes;
 pub mod delivery;
 pub mod email;
 pub mod factors;

@@ -258,6 +258,71 @@ pub trait ThrottleStore: Send + Sync {
     async fn clear_failures(&self, key: &str) -> Result<(), StoreError>;
 }
 
+/// A one-time code being sent by email or SMS (see `crate::codes`). Only its hash is stored.
+#[derive(Debug, Clone)]
+pub struct NewCode<'a> {
+    pub user_id: UserId,
+    /// What the code is for (`email_verify`, `login_sms`, ...): a user holds one code per
+    /// purpose.
+    pub purpose: &'a str,
+    /// Where it was sent: the email address, or the phone number in E.164.
+    pub destination: String,
+    pub code_hash: [u8; 32],
+    pub expires_at: OffsetDateTime,
+    pub created_at: OffsetDateTime,
+}
+
+/// The outcome of checking a one-time code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CodeCheck {
+    /// The right code: it is now used, and this is where it had been sent.
+    Accepted { destination: String },
+    /// A wrong code, counted as a try against the live code; `tries_left` more are allowed
+    /// (0: the code is dead).
+    Wrong { tries_left: u32 },
+    /// There is no live code: never sent, replaced, expired, used, or out of tries.
+    NoCode,
+}
+
+#[async_trait]
+pub trait CodeStore: Send + Sync {
+    /// Stores the user's code for `code.purpose`, replacing any earlier one (which stops
+    /// working) with a fresh count of tries.
+    async fn replace_code(&self, code: &NewCode<'_>) -> Result<(), StoreError>;
+
+    /// Checks a code against the user's live code for `purpose`. The right one is accepted by
+    /// one conditional UPDATE (unused, unexpired, fewer than [`crate::codes::MAX_TRIES`]
+    /// tries), so of concurrent callers with it exactly one wins; a wrong one adds a try by
+    /// another conditional UPDATE, so no try is lost. Once the tries are spent even the right
+    /// code gets [`CodeCheck::NoCode`].
+    async fn consume_code(
+        &self,
+        user_id: UserId,
+        purpose: &str,
+        code_hash: &[u8; 32],
+        now: OffsetDateTime,
+    ) -> Result<CodeCheck, StoreError>;
+
+    /// Records one send under `key` (e.g. `user:<id>:<purpose>`, `dest:<destination>`) for
+    /// the resend throttle.
+    async fn record_send(&self, key: &str, now: OffsetDateTime) -> Result<(), StoreError>;
+
+    /// How many sends under `key` were recorded at or after `since`.
+    async fn sends_since(&self, key: &str, since: OffsetDateTime) -> Result<u32, StoreError>;
+
+    /// The earliest send under `key` at or after `since`, if any: when the throttle refuses,
+    /// this says when its window will have moved past that send.
+    async fn earliest_send_since(
+        &self,
+        key: &str,
+        since: OffsetDateTime,
+    ) -> Result<Option<OffsetDateTime>, StoreError>;
+
+    /// Forgets sends recorded before `cutoff` (older than any throttle window); returns how
+    /// many.
+    async fn delete_sends_before(&self, cutoff: OffsetDateTime) -> Result<u64, StoreError>;
+}
+
 /// A message being queued for delivery.
 #[derive(Debug, Clone)]
 pub struct NewDelivery {
@@ -365,6 +430,7 @@ pub struct Stores {
     pub sessions: Arc<dyn SessionStore>,
     pub factors: Arc<dyn FactorStore>,
     pub throttle: Arc<dyn ThrottleStore>,
+    pub codes: Arc<dyn CodeStore>,
     pub deliveries: Arc<dyn DeliveryQueueStore>,
     pub health: Arc<dyn HealthCheck>,
 }

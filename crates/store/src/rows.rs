@@ -304,6 +304,13 @@ impl TryFrom<FailureRow> for FailureCount {
     }
 }
 
+/// The tries a one-time code has left after `tries` wrong ones (as `one_time_codes.tries`).
+pub(crate) fn code_tries_left(tries: i64) -> anyhow::Result<u32> {
+    let tries =
+        u32::try_from(tries).map_err(|_| anyhow!("one_time_codes.tries is {tries}, negative"))?;
+    Ok(twofold_core::codes::MAX_TRIES.saturating_sub(tries))
+}
+
 /// A `COUNT(*)` as the `u32` the traits count in.
 pub(crate) fn count_to_u32(count: i64) -> anyhow::Result<u32> {
     u32::try_from(count).map_err(|_| anyhow!("COUNT(*) returned {count}, beyond u32"))
@@ -314,7 +321,7 @@ pub(crate) fn to_unix(instant: OffsetDateTime) -> i64 {
     instant.unix_timestamp()
 }
 
-fn from_unix(seconds: i64) -> anyhow::Result<OffsetDateTime> {
+pub(crate) fn from_unix(seconds: i64) -> anyhow::Result<OffsetDateTime> {
     OffsetDateTime::from_unix_timestamp(seconds)
         .with_context(|| format!("{seconds} is not a valid unix time"))
 }

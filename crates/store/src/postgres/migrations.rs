@@ -108,6 +108,33 @@ CREATE INDEX deliveries_due ON deliveries(next_attempt_at) WHERE status = 'pendi
 CREATE INDEX deliveries_failures ON deliveries(last_failed_at) WHERE last_error IS NOT NULL;
 "#,
     },
+    Migration {
+        version: 4,
+        sql: r#"
+-- One-time codes sent by email or SMS: at most one live code per user and purpose (a new send
+-- overwrites the row), stored as a hash, consumed by a conditional UPDATE on used_at / tries.
+CREATE TABLE one_time_codes (
+    user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    purpose TEXT NOT NULL CHECK (purpose <> ''),
+    destination TEXT NOT NULL,
+    code_hash BYTEA NOT NULL CHECK (octet_length(code_hash) = 32),
+    tries INTEGER NOT NULL DEFAULT 0 CHECK (tries >= 0),
+    expires_at BIGINT NOT NULL,
+    created_at BIGINT NOT NULL,
+    used_at BIGINT,
+    PRIMARY KEY (user_id, purpose)
+);
+
+-- Sends of one-time codes, counted per key (user and purpose, or destination) by the resend
+-- throttle and deleted once older than its longest window.
+CREATE TABLE code_sends (
+    key TEXT NOT NULL,
+    sent_at BIGINT NOT NULL
+);
+
+CREATE INDEX code_sends_key_sent_at ON code_sends(key, sent_at);
+"#,
+    },
 ];
 
 /// Serialises migrations across instances sharing the database ("twofold" + 1).

@@ -4,6 +4,7 @@
 //! Several Twofold instances may share one database; the statements that must be atomic across
 //! them say why in place.
 
+mod codes;
 mod deliveries;
 mod factors;
 mod migrations;
@@ -83,6 +84,7 @@ impl PostgresStore {
             sessions: store.clone(),
             factors: store.clone(),
             throttle: store.clone(),
+            codes: store.clone(),
             deliveries: store.clone(),
             health: store,
         }

@@ -3,6 +3,7 @@
 //! Every commit is synced (`synchronous=FULL`), foreign keys are enforced, and a statement
 //! waits up to five seconds for another process's write lock before it fails.
 
+mod codes;
 mod connection;
 mod deliveries;
 mod factors;
@@ -67,6 +68,7 @@ impl SqliteStore {
             sessions: store.clone(),
             factors: store.clone(),
             throttle: store.clone(),
+            codes: store.clone(),
             deliveries: store.clone(),
             health: store,
         }

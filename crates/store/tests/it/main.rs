@@ -48,6 +48,7 @@ macro_rules! conformance {
     )+};
 }
 
+mod codes;
 mod deliveries;
 mod factors;
 mod harness;

@@ -13,6 +13,7 @@ conformance!(database:
     migrations_are_idempotent,
     a_version_1_database_upgrades_to_version_2,
     a_version_2_database_upgrades_to_version_3,
+    a_version_3_database_upgrades_to_version_4,
     concurrent_opens_all_succeed,
     newer_schema_version_is_refused,
     first_user_is_unique_across_instances,
@@ -37,7 +38,7 @@ async fn a_version_1_database_upgrades_to_version_2(database: &TestDatabase) {
         database
             .query_i64("SELECT COUNT(*) FROM schema_migrations")
             .await,
-        3
+        4
     );
     // Rewind to exactly what version 1 left: dropping a table drops its indexes.
     database
@@ -46,7 +47,9 @@ async fn a_version_1_database_upgrades_to_version_2(database: &TestDatabase) {
              DROP TABLE recovery_codes;
              DROP TABLE throttle_failures;
              DROP TABLE deliveries;
-             DELETE FROM schema_migrations WHERE version IN (2, 3);",
+             DROP TABLE one_time_codes;
+             DROP TABLE code_sends;
+             DELETE FROM schema_migrations WHERE version IN (2, 3, 4);",
         )
         .await;
     assert_eq!(
@@ -84,7 +87,7 @@ async fn a_version_1_database_upgrades_to_version_2(database: &TestDatabase) {
         database
             .query_i64("SELECT COUNT(*) FROM schema_migrations")
             .await,
-        3
+        4
     );
     assert_eq!(
         database
@@ -137,7 +140,9 @@ async fn a_version_2_database_upgrades_to_version_3(database: &TestDatabase) {
     database
         .execute_raw(
             "DROP TABLE deliveries;
-             DELETE FROM schema_migrations WHERE version = 3;",
+             DROP TABLE one_time_codes;
+             DROP TABLE code_sends;
+             DELETE FROM schema_migrations WHERE version IN (3, 4);",
         )
         .await;
     assert_eq!(
@@ -152,7 +157,7 @@ async fn a_version_2_database_upgrades_to_version_3(database: &TestDatabase) {
         database
             .query_i64("SELECT CAST(MAX(version) AS BIGINT) FROM schema_migrations")
             .await,
-        3
+        4
     );
     assert_eq!(
         stores.factors.recovery_codes_left(user_id).await.unwrap(),
@@ -162,6 +167,68 @@ async fn a_version_2_database_upgrades_to_version_3(database: &TestDatabase) {
         stores.deliveries.delivery_counts().await.unwrap(),
         twofold_core::store::DeliveryCounts::default()
     );
+}
+
+/// A database last opened by a build that knew only version 3 gains the one-time code tables,
+/// and what it held before is untouched.
+async fn a_version_3_database_upgrades_to_version_4(database: &TestDatabase) {
+    let stores = database.open().await;
+    let user_id = insert_user(&stores, "alice@example.com").await;
+    stores
+        .factors
+        .replace_recovery_codes(user_id, &[code_hash(1)], at(0))
+        .await
+        .unwrap();
+    drop(stores);
+    database
+        .execute_raw(
+            "DROP TABLE one_time_codes;
+             DROP TABLE code_sends;
+             DELETE FROM schema_migrations WHERE version = 4;",
+        )
+        .await;
+    assert_eq!(
+        database
+            .query_i64("SELECT CAST(MAX(version) AS BIGINT) FROM schema_migrations")
+            .await,
+        3
+    );
+
+    let stores = database.open().await;
+    assert_eq!(
+        database
+            .query_i64("SELECT CAST(MAX(version) AS BIGINT) FROM schema_migrations")
+            .await,
+        4
+    );
+    assert_eq!(
+        stores.factors.recovery_codes_left(user_id).await.unwrap(),
+        1
+    );
+    stores
+        .codes
+        .replace_code(&twofold_core::store::NewCode {
+            user_id,
+            purpose: "email_verify",
+            destination: "alice@example.com".to_owned(),
+            code_hash: code_hash(2),
+            expires_at: at(600),
+            created_at: at(0),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        stores
+            .codes
+            .consume_code(user_id, "email_verify", &code_hash(2), at(1))
+            .await
+            .unwrap(),
+        twofold_core::store::CodeCheck::Accepted {
+            destination: "alice@example.com".to_owned()
+        }
+    );
+    stores.codes.record_send("user:a", at(0)).await.unwrap();
+    assert_eq!(stores.codes.sends_since("user:a", at(0)).await.unwrap(), 1);
 }
 
 async fn concurrent_opens_all_succeed(database: &TestDatabase) {

@@ -1,0 +1,303 @@
+//! One-time codes sent by email or SMS: six digits from the CSPRNG, valid for ten minutes,
+//! usable once, dead after five wrong tries, one live code per user and purpose (a new send
+//! replaces the old code), and resends throttled per user and per destination.
+//!
+//! The stored form is SHA-256 of the user id, the purpose and the code. With only 10^6 possible
+//! codes (20 bits) that hash protects nothing against an offline guess: whoever reads the
+//! database can try them all in a blink. It only keeps the codes out of plain sight. The
+//! protection is elsewhere: a code lives ten minutes, allows five tries, works once, and
+//! never reaches a log (it leaves this module only to be delivered).
+
+use sha2::{Digest, Sha256};
+use time::{Duration, OffsetDateTime};
+
+use crate::service::Service;
+use crate::session::RandomError;
+use crate::store::{CodeCheck, NewCode, StoreError};
+use crate::user::{User, UserId};
+
+/// How long a code is accepted after it was sent.
+pub const CODE_TTL: Duration = Duration::minutes(10);
+/// Wrong tries a code survives; after them even the right code is refused.
+pub const MAX_TRIES: u32 = 5;
+/// The number of digits of a code.
+pub const CODE_DIGITS: usize = 6;
+/// The shortest time between two sends to one user for one purpose, or to one destination.
+pub const RESEND_INTERVAL: Duration = Duration::minutes(1);
+/// The most sends in [`SEND_WINDOW`] to one user for one purpose, or to one destination.
+pub const MAX_SENDS_PER_WINDOW: u32 = 10;
+pub const SEND_WINDOW: Duration = Duration::hours(1);
+
+/// 10^6: the number of codes.
+const CODE_SPACE: u32 = 1_000_000;
+/// The largest multiple of [`CODE_SPACE`] that fits a `u32`: draws at or above it are rejected,
+/// so that `draw % CODE_SPACE` is uniform.
+const UNBIASED_LIMIT: u32 = (u32::MAX / CODE_SPACE) * CODE_SPACE;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CodeError {
+    /// Wrong, expired, used, replaced, out of tries, or never sent: the caller cannot tell.
+    #[error("the code is not right")]
+    InvalidCode,
+    #[error("a code was sent recently; wait before asking for another")]
+    Throttled { retry_after: Duration },
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+impl From<StoreError> for CodeError {
+    fn from(error: StoreError) -> Self {
+        CodeError::Unexpected(anyhow::Error::new(error))
+    }
+}
+
+impl From<RandomError> for CodeError {
+    fn from(error: RandomError) -> Self {
+        CodeError::Unexpected(anyhow::Error::new(error))
+    }
+}
+
+/// A fresh six-digit code, uniform over `000000..=999999`.
+pub fn generate_code() -> Result<String, RandomError> {
+    loop {
+        let mut bytes = [0u8; 4];
+        getrandom::fill(&mut bytes).map_err(|error| RandomError(error.to_string()))?;
+        let draw = u32::from_le_bytes(bytes);
+        // Rejects fewer than 1 draw in 4,000.
+        if draw < UNBIASED_LIMIT {
+            return Ok(format!("{:06}", draw % CODE_SPACE));
+        }
+    }
+}
+
+/// The stored form of `code` (see the module comment for what it does not protect). The user
+/// id and purpose in the input keep a code for one user or purpose from matching another's.
+pub fn hash_code(user_id: UserId, purpose: &str, code: &str) -> [u8; 32] {
+    Sha256::new_with_prefix(user_id.to_string().as_bytes())
+        .chain_update(b":")
+        .chain_update(purpose.as_bytes())
+        .chain_update(b":")
+        .chain_update(code.as_bytes())
+        .finalize()
+        .into()
+}
+
+/// The code as typed, without the spaces and dashes people add; `None` unless six digits.
+fn normalise_typed_code(typed: &str) -> Option<String> {
+    let code: String = typed
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '-')
+        .collect();
+    (code.len() == CODE_DIGITS && code.bytes().all(|b| b.is_ascii_digit())).then_some(code)
+}
+
+/// The resend throttle key of one user's codes for one purpose.
+pub fn user_send_key(user_id: UserId, purpose: &str) -> String {
+    format!("user:{user_id}:{purpose}")
+}
+
+/// The resend throttle key of one destination (email address or E.164 number).
+pub fn destination_send_key(destination: &str) -> String {
+    format!("dest:{destination}")
+}
+
+impl Service {
+    /// Makes a new code for `purpose`, replacing the user's earlier one, and returns it for the
+    /// caller to deliver to `destination` (it must go nowhere else, least of all a log).
+    /// [`CodeError::Throttled`] when the user (for this purpose) or the destination had a code
+    /// less than a minute ago, or ten in the last hour.
+    #[tracing::instrument(skip_all, fields(user_id = %user.id, purpose))]
+    pub async fn issue_code(
+        &self,
+        user: &User,
+        purpose: &str,
+        destination: &str,
+    ) -> Result<String, CodeError> {
+        let now = self.clock.now();
+        let keys = [
+            user_send_key(user.id, purpose),
+            destination_send_key(destination),
+        ];
+        let mut wait: Option<Duration> = None;
+        for key in &keys {
+            if let Some(key_wait) = self.resend_wait(key, now).await? {
+                wait = Some(wait.map_or(key_wait, |wait| wait.max(key_wait)));
+            }
+        }
+        if let Some(retry_after) = wait {
+            tracing::info!("one-time code refused: resend throttle");
+            return Err(CodeError::Throttled { retry_after });
+        }
+        let code = generate_code()?;
+        // The sends are recorded before the code exists: a failure in between leaves the user
+        // throttled without a code rather than with an unthrottled one.
+        for key in &keys {
+            self.stores.codes.record_send(key, now).await?;
+        }
+        self.stores
+            .codes
+            .replace_code(&NewCode {
+                user_id: user.id,
+                purpose,
+                destination: destination.to_owned(),
+                code_hash: hash_code(user.id, purpose, &code),
+                expires_at: now + CODE_TTL,
+                created_at: now,
+            })
+            .await?;
+        tracing::info!("one-time code issued");
+        Ok(code)
+    }
+
+    /// Accepts the user's live code for `purpose` once and returns where it had been sent.
+    /// Anything else, including input that is not six digits, costs a try and is
+    /// [`CodeError::InvalidCode`].
+    #[tracing::instrument(skip_all, fields(user_id = %user.id, purpose))]
+    pub async fn check_code(
+        &self,
+        user: &User,
+        purpose: &str,
+        typed: &str,
+    ) -> Result<String, CodeError> {
+        // Malformed input is hashed as the empty code, which is never issued: it then counts
+        // as a wrong try like any other.
+        let code = normalise_typed_code(typed).unwrap_or_default();
+        let code_hash = hash_code(user.id, purpose, &code);
+        match self
+            .stores
+            .codes
+            .consume_code(user.id, purpose, &code_hash, self.clock.now())
+            .await?
+        {
+            CodeCheck::Accepted { destination } => {
+                tracing::info!("one-time code accepted");
+                Ok(destination)
+            }
+            CodeCheck::Wrong { tries_left } => {
+                tracing::info!(tries_left, "one-time code wrong");
+                Err(CodeError::InvalidCode)
+            }
+            CodeCheck::NoCode => {
+                tracing::info!("no live one-time code");
+                Err(CodeError::InvalidCode)
+            }
+        }
+    }
+
+    /// How long a send under `key` must still wait, if at all. A send leaves the throttle's
+    /// count once its window has passed it, so the wait runs to when the earliest send in the
+    /// full window leaves. (Sends that raced past the throttle can make that an underestimate;
+    /// the next request then gets a fresh wait.)
+    async fn resend_wait(
+        &self,
+        key: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<Duration>, CodeError> {
+        let mut longest: Option<Duration> = None;
+        for (window, limit) in [(RESEND_INTERVAL, 1), (SEND_WINDOW, MAX_SENDS_PER_WINDOW)] {
+            let since = now - window;
+            if self.stores.codes.sends_since(key, since).await? < limit {
+                continue;
+            }
+            let earliest = self.stores.codes.earliest_send_since(key, since).await?;
+            let wait = earliest
+                .map_or(window, |earliest| earliest + window - now)
+                .max(Duration::seconds(1));
+            longest = Some(longest.map_or(wait, |longest| longest.max(wait)));
+        }
+        Ok(longest)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_code_is_six_ascii_digits() {
+        for _ in 0..1_000 {
+            let code = generate_code().unwrap();
+            assert_eq!(code.len(), CODE_DIGITS, "{code}");
+            assert!(code.bytes().all(|b| b.is_ascii_digit()), "{code}");
+        }
+    }
+
+    #[test]
+    fn every_digit_appears_in_every_position() {
+        let mut seen = [[0u32; 10]; CODE_DIGITS];
+        for _ in 0..10_000 {
+            for (position, digit) in generate_code().unwrap().bytes().enumerate() {
+                seen[position][usize::from(digit - b'0')] += 1;
+            }
+        }
+        // Each count is Binomial(10000, 0.1): mean 1000, standard deviation 30. Bounds 8
+        // deviations out never fail by chance, yet catch a skewed or stuck digit.
+        for (position, counts) in seen.iter().enumerate() {
+            for (digit, count) in counts.iter().enumerate() {
+                assert!(
+                    (760..=1240).contains(count),
+                    "digit {digit} at position {position} appeared {count} times"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn codes_differ() {
+        let codes: std::collections::HashSet<String> =
+            (0..100).map(|_| generate_code().unwrap()).collect();
+        // 100 draws from 10^6 collide with probability about 0.5%; 95 distinct is certain.
+        assert!(codes.len() >= 95, "{}", codes.len());
+    }
+
+    #[test]
+    fn the_rejection_limit_is_the_largest_multiple_of_the_code_space() {
+        assert_eq!(UNBIASED_LIMIT % CODE_SPACE, 0);
+        assert!(u64::from(UNBIASED_LIMIT) + u64::from(CODE_SPACE) > u64::from(u32::MAX));
+    }
+
+    #[test]
+    fn the_hash_depends_on_user_purpose_and_code() {
+        let user = UserId::random();
+        let hash = hash_code(user, "login_sms", "123456");
+        assert_eq!(hash, hash_code(user, "login_sms", "123456"));
+        assert_ne!(hash, hash_code(UserId::random(), "login_sms", "123456"));
+        assert_ne!(hash, hash_code(user, "login_email", "123456"));
+        assert_ne!(hash, hash_code(user, "login_sms", "123457"));
+        assert_ne!(hash, hash_code(user, "login_sms", ""));
+    }
+
+    #[test]
+    fn the_hash_is_sha256_of_user_purpose_and_code() {
+        let user: UserId = "6f1c2a4e-8d57-4f0b-9a43-5a7f0e8c1d22".parse().unwrap();
+        let expected: [u8; 32] =
+            Sha256::digest(b"6f1c2a4e-8d57-4f0b-9a43-5a7f0e8c1d22:email_verify:042017").into();
+        assert_eq!(hash_code(user, "email_verify", "042017"), expected);
+    }
+
+    #[test]
+    fn typed_codes_lose_spaces_and_dashes_and_must_be_six_digits() {
+        assert_eq!(normalise_typed_code("123456").as_deref(), Some("123456"));
+        assert_eq!(normalise_typed_code(" 123 456 ").as_deref(), Some("123456"));
+        assert_eq!(normalise_typed_code("123-456").as_deref(), Some("123456"));
+        assert_eq!(normalise_typed_code("12345"), None);
+        assert_eq!(normalise_typed_code("1234567"), None);
+        assert_eq!(normalise_typed_code("12345a"), None);
+        assert_eq!(
+            normalise_typed_code("１２３４５６"),
+            None,
+            "full-width digits"
+        );
+        assert_eq!(normalise_typed_code(""), None);
+    }
+
+    #[test]
+    fn send_keys_name_user_and_purpose_or_destination() {
+        let user: UserId = "6f1c2a4e-8d57-4f0b-9a43-5a7f0e8c1d22".parse().unwrap();
+        assert_eq!(
+            user_send_key(user, "login_sms"),
+            "user:6f1c2a4e-8d57-4f0b-9a43-5a7f0e8c1d22:login_sms"
+        );
+        assert_eq!(destination_send_key("+447700900123"), "dest:+447700900123");
+    }
+}
