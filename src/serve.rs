@@ -106,7 +106,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let delivery = DeliverySetup::from_config(
         &config,
         service.stores(),
-        Arc::new(load_sealer(&config, service.stores()).await?),
+        // The key was loaded and checked against the database once, by build_service.
+        Arc::clone(service.sealer()),
         outbox,
     )?;
     let state = AppState::new(

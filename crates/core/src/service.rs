@@ -87,6 +87,11 @@ impl Service {
         &self.clock
     }
 
+    /// The sealer under the master key, shared with whatever else seals (the delivery queue).
+    pub fn sealer(&self) -> &Arc<Sealer> {
+        &self.sealer
+    }
+
     pub fn settings(&self) -> &ServiceSettings {
         &self.settings
     }
