@@ -44,7 +44,7 @@ pub enum UserCommand {
 
 pub async fn run(config: Config, command: UserCommand) -> anyhow::Result<()> {
     // One hashing thread is plenty for a single command.
-    let service = build_service(&config, 1).await?;
+    let service = build_service(&config, 1).await?.service;
     match command {
         UserCommand::Add {
             email,

@@ -5,7 +5,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+use secrecy::SecretString;
 use serde::Deserialize;
+use twofold_core::phone::PhoneNumber;
 use twofold_server::delivery::sms_gateway::SmsGatewaySettings;
 use twofold_server::delivery::smtp::{self, Mailbox, SmtpSettings};
 use url::Url;
@@ -23,6 +25,8 @@ pub struct FileConfig {
     pub sms_url: Option<String>,
     pub sms_token: Option<String>,
     pub sms_twilio_api_base: Option<String>,
+    pub sms_inbound_number: Option<String>,
+    pub sms_inbound_token: Option<String>,
     pub master_key_file: Option<PathBuf>,
     pub session_idle_timeout_minutes: Option<i64>,
     pub session_absolute_timeout_minutes: Option<i64>,
@@ -51,6 +55,9 @@ pub struct Config {
     pub mail_from: Mailbox,
     /// `None`: text messages go to the outbox.
     pub sms: Option<SmsGatewaySettings>,
+    /// Where people text a code to verify their phone, with the token that signs the
+    /// gateway's inbound webhook; `None`: that way of verifying a phone is off.
+    pub sms_inbound: Option<InboundSms>,
     pub master_key_file: PathBuf,
     pub session_idle_timeout_minutes: i64,
     pub session_absolute_timeout_minutes: i64,
@@ -130,6 +137,11 @@ impl Config {
             env("TWOFOLD_SMS_TOKEN").or(file.sms_token),
             env("TWOFOLD_SMS_TWILIO_API_BASE").or(file.sms_twilio_api_base),
         )?;
+        let sms_inbound = inbound_sms(
+            env("TWOFOLD_SMS_INBOUND_NUMBER").or(file.sms_inbound_number),
+            env("TWOFOLD_SMS_INBOUND_TOKEN").or(file.sms_inbound_token),
+            sms.as_ref(),
+        )?;
         let config = Config {
             listen,
             data_dir,
@@ -138,6 +150,7 @@ impl Config {
             smtp,
             mail_from,
             sms,
+            sms_inbound,
             master_key_file,
             session_idle_timeout_minutes: file.session_idle_timeout_minutes.unwrap_or(30),
             session_absolute_timeout_minutes: file
@@ -214,6 +227,54 @@ impl Config {
     }
 }
 
+/// The system number people text, and the token that signs the gateway's inbound webhook.
+#[derive(Clone)]
+pub struct InboundSms {
+    /// E.164.
+    pub number: String,
+    pub token: SecretString,
+}
+
+impl std::fmt::Debug for InboundSms {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InboundSms")
+            .field("number", &self.number)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Inbound phone verification, when `TWOFOLD_SMS_INBOUND_NUMBER` is set. The webhook's
+/// signing token is `TWOFOLD_SMS_INBOUND_TOKEN`, else the auth token of a `twilio://` gateway.
+fn inbound_sms(
+    number: Option<String>,
+    token: Option<String>,
+    gateway: Option<&SmsGatewaySettings>,
+) -> anyhow::Result<Option<InboundSms>> {
+    let Some(number) = number else {
+        if token.is_some() {
+            bail!("TWOFOLD_SMS_INBOUND_TOKEN needs TWOFOLD_SMS_INBOUND_NUMBER to be set");
+        }
+        return Ok(None);
+    };
+    let number = PhoneNumber::parse(&number, None)
+        .map_err(|error| {
+            anyhow::anyhow!(
+                "TWOFOLD_SMS_INBOUND_NUMBER must be a phone number in E.164 (+…): {error}"
+            )
+        })?
+        .as_e164()
+        .to_owned();
+    let token = match (token, gateway) {
+        (Some(token), _) if !token.trim().is_empty() => SecretString::from(token.trim().to_owned()),
+        (Some(_), _) => bail!("TWOFOLD_SMS_INBOUND_TOKEN is empty"),
+        (None, Some(SmsGatewaySettings::Twilio { auth_token, .. })) => auth_token.clone(),
+        (None, _) => bail!(
+            "TWOFOLD_SMS_INBOUND_NUMBER needs TWOFOLD_SMS_INBOUND_TOKEN (the token that signs the inbound webhook) or a twilio:// TWOFOLD_SMS_URL"
+        ),
+    };
+    Ok(Some(InboundSms { number, token }))
+}
+
 /// The SMS gateway, when `TWOFOLD_SMS_URL` is set; its companions alone are a mistake.
 fn sms_gateway(
     url: Option<String>,
@@ -236,6 +297,7 @@ fn sms_gateway(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use secrecy::ExposeSecret;
     use std::collections::HashMap;
 
     fn resolve(file: &str, env: &[(&str, &str)]) -> anyhow::Result<Config> {
@@ -332,6 +394,44 @@ mod tests {
             config.sms,
             Some(SmsGatewaySettings::Twilio { .. })
         ));
+    }
+
+    #[test]
+    fn inbound_texts_need_a_number_and_a_signing_token() {
+        assert!(resolve("", &[]).unwrap().sms_inbound.is_none());
+        let config = resolve(
+            "sms_inbound_number = \"+1 415 555 0100\"",
+            &[("TWOFOLD_SMS_INBOUND_TOKEN", "signing-token")],
+        )
+        .unwrap();
+        let inbound = config.sms_inbound.unwrap();
+        assert_eq!(inbound.number, "+14155550100");
+        assert_eq!(inbound.token.expose_secret(), "signing-token");
+        // A twilio:// gateway lends its auth token.
+        let config = resolve(
+            "",
+            &[
+                ("TWOFOLD_SMS_URL", "twilio://AC1:authtoken@+14155550100"),
+                ("TWOFOLD_SMS_INBOUND_NUMBER", "+14155550100"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            config.sms_inbound.unwrap().token.expose_secret(),
+            "authtoken"
+        );
+        for env in [
+            &[("TWOFOLD_SMS_INBOUND_NUMBER", "+14155550100")][..],
+            &[("TWOFOLD_SMS_INBOUND_TOKEN", "signing-token")][..],
+            &[
+                ("TWOFOLD_SMS_INBOUND_NUMBER", "not a number"),
+                ("TWOFOLD_SMS_INBOUND_TOKEN", "signing-token"),
+            ][..],
+        ] {
+            let error = resolve("", env).unwrap_err().to_string();
+            assert!(error.contains("TWOFOLD_SMS_INBOUND"), "{error}");
+            assert!(!error.contains("signing-token"), "{error}");
+        }
     }
 
     #[test]

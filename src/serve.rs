@@ -11,7 +11,7 @@ use twofold_core::clock::SystemClock;
 use twofold_core::hasher::{Argon2Settings, PasswordHasher};
 use twofold_core::sealing::{MasterKey, Sealer};
 use twofold_core::store::Stores;
-use twofold_core::{Service, ServiceSettings};
+use twofold_core::{Senders, Service, ServiceSettings};
 use twofold_server::delivery::outbox::Outbox;
 use twofold_server::listener::ConnectionLimits;
 use twofold_server::{AppState, HttpSettings};
@@ -61,8 +61,15 @@ pub async fn load_sealer(config: &Config, stores: &Stores) -> anyhow::Result<Sea
     Ok(Sealer::new(key))
 }
 
-/// Opens the stores and starts the hashing pool.
-pub async fn build_service(config: &Config, hashing_workers: usize) -> anyhow::Result<Service> {
+/// The service and the delivery set-up its senders come from.
+pub struct Built {
+    pub service: Service,
+    pub delivery: DeliverySetup,
+}
+
+/// Opens the stores, starts the hashing pool and sets up delivery (the outbox, or the queue
+/// in front of SMTP and the SMS gateway).
+pub async fn build_service(config: &Config, hashing_workers: usize) -> anyhow::Result<Built> {
     let stores = open_stores(config).await?;
     let argon2 = Argon2Settings {
         memory_kib: config.argon2_memory_kib,
@@ -77,45 +84,49 @@ pub async fn build_service(config: &Config, hashing_workers: usize) -> anyhow::R
         totp_issuer: config.totp_issuer.clone(),
         totp_skew_steps: config.totp_skew_steps,
         recovery_code_count: config.recovery_code_count,
+        public_url: config.public_url.as_str().trim_end_matches('/').to_owned(),
+        sms_inbound_number: config
+            .sms_inbound
+            .as_ref()
+            .map(|inbound| inbound.number.clone()),
         ..ServiceSettings::default()
     };
-    let sealer = load_sealer(config, &stores).await?;
-    Ok(Service::new(
+    let sealer = Arc::new(load_sealer(config, &stores).await?);
+    create_private_directory(&config.data_dir)?;
+    let outbox = Arc::new(
+        Outbox::open(config.data_dir.join("outbox"))
+            .context("cannot create the outbox directory")?,
+    );
+    // The key was loaded and checked against the database once, above.
+    let delivery = DeliverySetup::from_config(config, &stores, Arc::clone(&sealer), outbox)?;
+    let senders = Senders {
+        mailer: delivery.mailer.clone(),
+        sms: delivery.sms.clone(),
+    };
+    let service = Service::new(
         stores,
         hasher,
         Arc::new(SystemClock),
         sealer,
         settings,
-    ))
+        senders,
+    );
+    Ok(Built { service, delivery })
 }
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
     init_logging();
     create_private_directory(&config.data_dir)?;
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
-    let service = build_service(&config, config.hashing_workers).await?;
-    let outbox = Arc::new(
-        Outbox::open(config.data_dir.join("outbox"))
-            .context("cannot create the outbox directory")?,
-    );
+    let Built { service, delivery } = build_service(&config, config.hashing_workers).await?;
     let http = HttpSettings {
         public_url: config.public_url.clone(),
         body_limit_bytes: config.body_limit_bytes,
+        inbound_sms_token: config
+            .sms_inbound
+            .as_ref()
+            .map(|inbound| inbound.token.clone()),
     };
-    let delivery = DeliverySetup::from_config(
-        &config,
-        service.stores(),
-        // The key was loaded and checked against the database once, by build_service.
-        Arc::clone(service.sealer()),
-        outbox,
-    )?;
-    let state = AppState::new(
-        service.clone(),
-        http,
-        delivery.mailer.clone(),
-        delivery.sms.clone(),
-    );
+    let state = AppState::new(service.clone(), http);
     let (app, _inventory) = twofold_server::app(state);
     // Bind before creating the first administrator, so its one-time password is never printed
     // by a server that then fails to start.
@@ -154,6 +165,11 @@ async fn purge_sessions(service: Service) {
             Ok(0) => {}
             Ok(count) => tracing::info!(count, "expired sessions deleted"),
             Err(error) => tracing::warn!(error = %error, "could not delete expired sessions"),
+        }
+        match service.purge_old_code_sends().await {
+            Ok(0) => {}
+            Ok(count) => tracing::debug!(count, "old code sends forgotten"),
+            Err(error) => tracing::warn!(error = %error, "could not forget old code sends"),
         }
     }
 }

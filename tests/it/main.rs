@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
 
 mod cli;
+mod codes_delivery;
 mod delivery;
 mod durability;
 mod factors;

@@ -177,6 +177,13 @@ impl Service {
             .await?;
         let ended = self.stores.sessions.delete_user_sessions(id, None).await?;
         tracing::info!(user_id = %id, sessions_ended = ended, "second factors reset");
+        self.notify(
+            &user,
+            crate::notices::Notice::TwoFactorReset {
+                by_administrator: true,
+            },
+        )
+        .await;
         Ok(user)
     }
 

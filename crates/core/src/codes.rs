@@ -1,6 +1,8 @@
 //! One-time codes sent by email or SMS: six digits from the CSPRNG, valid for ten minutes,
 //! usable once, dead after five wrong tries, one live code per user and purpose (a new send
-//! replaces the old code), and resends throttled per user and per destination.
+//! replaces the old code), and sends throttled: one a minute and ten an hour per user and
+//! purpose, ten an hour per destination (whatever the purpose, so that a flow that sends two
+//! kinds of code to one phone in a minute works, while no number can be flooded).
 //!
 //! The stored form is SHA-256 of the user id, the purpose and the code. With only 10^6 possible
 //! codes (20 bits) that hash protects nothing against an offline guess: whoever reads the
@@ -22,7 +24,7 @@ pub const CODE_TTL: Duration = Duration::minutes(10);
 pub const MAX_TRIES: u32 = 5;
 /// The number of digits of a code.
 pub const CODE_DIGITS: usize = 6;
-/// The shortest time between two sends to one user for one purpose, or to one destination.
+/// The shortest time between two sends to one user for one purpose.
 pub const RESEND_INTERVAL: Duration = Duration::minutes(1);
 /// The most sends in [`SEND_WINDOW`] to one user for one purpose, or to one destination.
 pub const MAX_SENDS_PER_WINDOW: u32 = 10;
@@ -36,9 +38,16 @@ const UNBIASED_LIMIT: u32 = (u32::MAX / CODE_SPACE) * CODE_SPACE;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CodeError {
-    /// Wrong, expired, used, replaced, out of tries, or never sent: the caller cannot tell.
+    /// A wrong code for the live one: it cost one of that code's tries.
     #[error("the code is not right")]
     InvalidCode,
+    /// There is no live code to try: never sent, expired, replaced, out of tries, or used
+    /// already (a replay, or the loser of a race with the request that used it). Answered
+    /// like a wrong code, so the client cannot tell the two apart; but it is no guess at a
+    /// live code, so callers do not count it towards the second-factor lockout (which would
+    /// otherwise lock out an owner whose code was submitted twice).
+    #[error("the code is not right")]
+    NoLiveCode,
     #[error("a code was sent recently; wait before asking for another")]
     Throttled { retry_after: Duration },
     #[error(transparent)]
@@ -114,13 +123,15 @@ impl Service {
         destination: &str,
     ) -> Result<String, CodeError> {
         let now = self.clock.now();
-        let keys = [
-            user_send_key(user.id, purpose),
-            destination_send_key(destination),
-        ];
+        let user_key = user_send_key(user.id, purpose);
+        let destination_key = destination_send_key(destination);
+        let per_user: &[(Duration, u32)] =
+            &[(RESEND_INTERVAL, 1), (SEND_WINDOW, MAX_SENDS_PER_WINDOW)];
+        let per_destination: &[(Duration, u32)] = &[(SEND_WINDOW, MAX_SENDS_PER_WINDOW)];
+        let keys = [user_key, destination_key];
         let mut wait: Option<Duration> = None;
-        for key in &keys {
-            if let Some(key_wait) = self.resend_wait(key, now).await? {
+        for (key, rules) in keys.iter().zip([per_user, per_destination]) {
+            if let Some(key_wait) = self.resend_wait(key, rules, now).await? {
                 wait = Some(wait.map_or(key_wait, |wait| wait.max(key_wait)));
             }
         }
@@ -150,8 +161,8 @@ impl Service {
     }
 
     /// Accepts the user's live code for `purpose` once and returns where it had been sent.
-    /// Anything else, including input that is not six digits, costs a try and is
-    /// [`CodeError::InvalidCode`].
+    /// Anything else, including input that is not six digits, costs a try of the live code
+    /// and is [`CodeError::InvalidCode`]; with no live code it is [`CodeError::NoLiveCode`].
     #[tracing::instrument(skip_all, fields(user_id = %user.id, purpose))]
     pub async fn check_code(
         &self,
@@ -179,9 +190,15 @@ impl Service {
             }
             CodeCheck::NoCode => {
                 tracing::info!("no live one-time code");
-                Err(CodeError::InvalidCode)
+                Err(CodeError::NoLiveCode)
             }
         }
+    }
+
+    /// Forgets sends older than the longest throttle window; run periodically.
+    pub async fn purge_old_code_sends(&self) -> Result<u64, CodeError> {
+        let cutoff = self.clock.now() - SEND_WINDOW;
+        Ok(self.stores.codes.delete_sends_before(cutoff).await?)
     }
 
     /// How long a send under `key` must still wait, if at all. A send leaves the throttle's
@@ -191,10 +208,11 @@ impl Service {
     async fn resend_wait(
         &self,
         key: &str,
+        rules: &[(Duration, u32)],
         now: OffsetDateTime,
     ) -> Result<Option<Duration>, CodeError> {
         let mut longest: Option<Duration> = None;
-        for (window, limit) in [(RESEND_INTERVAL, 1), (SEND_WINDOW, MAX_SENDS_PER_WINDOW)] {
+        for &(window, limit) in rules {
             let since = now - window;
             if self.stores.codes.sends_since(key, since).await? < limit {
                 continue;

@@ -1,5 +1,7 @@
 //! Second factors: enrolling an authenticator app (TOTP), confirming it with its first code,
-//! and passing the `second_factor` step of a login with a TOTP or recovery code.
+//! what every confirmed enrollment does next, and passing the `second_factor` step of a login
+//! with a TOTP, SMS, email or recovery code. SMS and email enrollment live in `sms` and
+//! `email_factor`.
 //!
 //! A TOTP code is accepted for the current step and `totp_skew_steps` either side, and only for
 //! a step later than the last one accepted for that authenticator — decided by one conditional
@@ -10,8 +12,11 @@ use time::Duration;
 use twofold_otp::{KeyUri, Secret, Totp, TotpCode, TotpParams};
 use uuid::Uuid;
 
+use crate::codes::CodeError;
 use crate::hasher::HashError;
 use crate::login::{ActiveSession, LoginError, LoginStep};
+use crate::notices::{CodePurpose, Notice};
+use crate::phone::InvalidPhone;
 use crate::sealing::SealError;
 use crate::service::Service;
 use crate::session::{SessionState, SessionToken};
@@ -32,6 +37,31 @@ pub enum FactorError {
     NoSecondFactor,
     #[error("too many wrong codes; wait before trying again")]
     Throttled { retry_after: Duration },
+    /// A code was sent to this user or destination a moment ago (or too many this hour).
+    #[error("a code was sent recently; wait before asking for another")]
+    SendThrottled { retry_after: Duration },
+    /// Email codes need a verified address.
+    #[error("verify your email address first")]
+    EmailNotVerified,
+    #[error("this email address is verified already")]
+    EmailAlreadyVerified,
+    /// An administrator (or the policy) requires this user to keep a second factor.
+    #[error("two-factor authentication is required for this account")]
+    TwoFactorRequired,
+    /// The policy does not allow this method.
+    #[error("this kind of second factor is not allowed here")]
+    MethodNotAllowed,
+    /// The user has no such factor (e.g. a code by SMS without a phone).
+    #[error("this account has no such second factor")]
+    MethodNotEnrolled,
+    #[error(transparent)]
+    InvalidPhone(#[from] InvalidPhone),
+    /// Verifying a phone by texting the server is not configured.
+    #[error("verifying a phone by sending a text is not available")]
+    InboundUnavailable,
+    /// The text with the shown code has not arrived (yet).
+    #[error("your text has not arrived yet; send it, then try again")]
+    InboundNotReceived,
     #[error("the session has ended; sign in again")]
     SessionEnded,
     #[error("the server is busy; try again shortly")]
@@ -61,6 +91,22 @@ impl From<HashError> for FactorError {
     }
 }
 
+impl From<CodeError> for FactorError {
+    fn from(error: CodeError) -> Self {
+        match error {
+            CodeError::InvalidCode | CodeError::NoLiveCode => FactorError::InvalidCode,
+            CodeError::Throttled { retry_after } => FactorError::SendThrottled { retry_after },
+            CodeError::Unexpected(cause) => FactorError::Unexpected(cause),
+        }
+    }
+}
+
+impl From<crate::delivery::DeliveryError> for FactorError {
+    fn from(error: crate::delivery::DeliveryError) -> Self {
+        FactorError::Unexpected(anyhow::Error::new(error))
+    }
+}
+
 impl From<LoginError> for FactorError {
     fn from(error: LoginError) -> Self {
         match error {
@@ -82,9 +128,9 @@ pub struct TotpEnrollment {
     pub qr_svg: String,
 }
 
-/// The outcome of confirming an authenticator.
+/// The outcome of confirming a second factor (an authenticator, a phone, email codes).
 #[derive(Debug)]
-pub struct TotpConfirmed {
+pub struct FactorConfirmed {
     /// The rotated session, now fully authenticated.
     pub token: SessionToken,
     /// New recovery codes when this was the user's first second factor, else empty.
@@ -172,7 +218,7 @@ impl Service {
         &self,
         session: &ActiveSession,
         code: &str,
-    ) -> Result<TotpConfirmed, FactorError> {
+    ) -> Result<FactorConfirmed, FactorError> {
         let user = &session.user;
         self.refuse_while_locked(user.id).await?;
         let pending = self
@@ -184,11 +230,7 @@ impl Service {
         let Some(step) = self.matching_step(&pending, code)? else {
             return Err(self.fail_code(user.id).await);
         };
-        let first_factor = self.enrolled_methods(user).await?.is_empty();
-        if !first_factor && session.state != SessionState::Authenticated {
-            // A session from before the user enrolled must not replace what they enrolled.
-            return Err(FactorError::SessionEnded);
-        }
+        let first_factor = self.refuse_replacement_from_old_session(session).await?;
         let now = self.clock.now();
         if !self
             .stores
@@ -199,11 +241,39 @@ impl Service {
             // A concurrent confirmation with the same code won.
             return Err(FactorError::InvalidCode);
         }
+        self.finish_enrollment(session, Method::Totp, first_factor)
+            .await
+    }
+
+    /// Whether the user is enrolling their first factor. Adding or replacing one next to an
+    /// existing factor needs a fully authenticated session: a session from before the user
+    /// enrolled must not replace what they enrolled.
+    pub(crate) async fn refuse_replacement_from_old_session(
+        &self,
+        session: &ActiveSession,
+    ) -> Result<bool, FactorError> {
+        let first_factor = !self.has_second_factor(&session.user).await?;
+        if !first_factor && session.state != SessionState::Authenticated {
+            return Err(FactorError::SessionEnded);
+        }
+        Ok(first_factor)
+    }
+
+    /// After a factor was stored: clears the lockout, ends the user's other sessions (whatever
+    /// was signed in with the old set of factors), makes recovery codes when this is the first
+    /// factor, makes this session fully authenticated under a new token, and tells the owner.
+    pub(crate) async fn finish_enrollment(
+        &self,
+        session: &ActiveSession,
+        method: Method,
+        first_factor: bool,
+    ) -> Result<FactorConfirmed, FactorError> {
+        let user = &session.user;
+        let now = self.clock.now();
         self.stores
             .throttle
             .clear_failures(&second_factor_key(user.id))
             .await?;
-        // Whatever else was signed in (or half signed in) with the old set of factors ends.
         self.stores
             .sessions
             .delete_user_sessions(user.id, Some(&session.id_hash))
@@ -219,14 +289,19 @@ impl Service {
         if session.state != SessionState::Authenticated {
             self.stores.users.record_login(user.id, now).await?;
         }
-        tracing::info!(first_factor, "authenticator confirmed");
-        Ok(TotpConfirmed {
+        tracing::info!(
+            first_factor,
+            method = method.as_str(),
+            "second factor confirmed"
+        );
+        self.notify(user, Notice::FactorAdded(method)).await;
+        Ok(FactorConfirmed {
             token,
             recovery_codes,
         })
     }
 
-    /// The `second_factor` step: a TOTP code or a recovery code, accepted once.
+    /// The `second_factor` step: a TOTP, SMS, email or recovery code, accepted once.
     #[tracing::instrument(skip_all, fields(user_id = %session.user.id, method = method.as_str()))]
     pub async fn verify_second_factor(
         &self,
@@ -261,9 +336,22 @@ impl Service {
                 },
                 None => false,
             },
-            Method::RecoveryCode => self.consume_recovery_code(user.id, code).await?,
-            // Codes by SMS or email arrive with those factors; nobody has them enrolled yet.
-            Method::Sms | Method::Email => false,
+            Method::RecoveryCode => {
+                let used = self.consume_recovery_code(user.id, code).await?;
+                if used {
+                    let left = self.stores.factors.recovery_codes_left(user.id).await?;
+                    self.notify(user, Notice::RecoveryCodeUsed { left }).await;
+                }
+                used
+            }
+            Method::Sms => {
+                self.accept_login_code(user, CodePurpose::LoginSms, code)
+                    .await?
+            }
+            Method::Email => {
+                self.accept_login_code(user, CodePurpose::LoginEmail, code)
+                    .await?
+            }
         };
         if !accepted {
             return Err(self.fail_code(user.id).await);
@@ -315,7 +403,7 @@ impl Service {
         Ok(totp.verify(&code, unix, self.settings.totp_skew_steps))
     }
 
-    async fn refuse_while_locked(&self, user_id: UserId) -> Result<(), FactorError> {
+    pub(crate) async fn refuse_while_locked(&self, user_id: UserId) -> Result<(), FactorError> {
         let count = self
             .stores
             .throttle
@@ -328,7 +416,7 @@ impl Service {
     }
 
     /// Counts a wrong code; the error to answer with.
-    async fn fail_code(&self, user_id: UserId) -> FactorError {
+    pub(crate) async fn fail_code(&self, user_id: UserId) -> FactorError {
         match self
             .stores
             .throttle

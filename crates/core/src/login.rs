@@ -246,15 +246,22 @@ impl Service {
             .await?)
     }
 
-    /// The second factors the user can sign in with (an active authenticator, unused recovery
-    /// codes). Recovery codes alone do not make 2FA enabled; see [`crate::user::TwoFactorStatus`].
+    /// The second factors the user can sign in with (an active authenticator, a verified
+    /// phone, email codes, unused recovery codes). Recovery codes count only beside another
+    /// factor: alone they do not make 2FA enabled; see [`crate::user::TwoFactorStatus`].
     pub async fn enrolled_methods(&self, user: &User) -> Result<Vec<Method>, LoginError> {
         let mut methods = Vec::new();
         if self.stores.factors.active_totp(user.id).await?.is_some() {
             methods.push(Method::Totp);
-            if self.stores.factors.recovery_codes_left(user.id).await? > 0 {
-                methods.push(Method::RecoveryCode);
-            }
+        }
+        if self.stores.factors.phone_factor(user.id).await?.is_some() {
+            methods.push(Method::Sms);
+        }
+        if self.stores.factors.email_factor(user.id).await?.is_some() {
+            methods.push(Method::Email);
+        }
+        if !methods.is_empty() && self.stores.factors.recovery_codes_left(user.id).await? > 0 {
+            methods.push(Method::RecoveryCode);
         }
         Ok(methods)
     }

@@ -60,16 +60,13 @@ impl Service {
             return Err(FactorError::SessionEnded);
         }
         self.check_password(&session.user, password).await?;
-        if self
-            .stores
-            .factors
-            .active_totp(session.user.id)
-            .await?
-            .is_none()
-        {
+        if !self.has_second_factor(&session.user).await? {
             return Err(FactorError::NoSecondFactor);
         }
-        self.issue_recovery_codes(session.user.id).await
+        let codes = self.issue_recovery_codes(session.user.id).await?;
+        self.notify(&session.user, crate::notices::Notice::NewRecoveryCodes)
+            .await;
+        Ok(codes)
     }
 
     /// Accepts a recovery code once.

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use time::Duration;
 
 use crate::clock::Clock;
+use crate::delivery::{Mailer, SmsSender};
 use crate::hasher::PasswordHasher;
 use crate::sealing::Sealer;
 use crate::store::Stores;
@@ -28,6 +29,11 @@ pub struct ServiceSettings {
     pub totp_skew_steps: u64,
     /// How many recovery codes a set has.
     pub recovery_code_count: usize,
+    /// Where users reach the server (no trailing slash); links in emails start with it.
+    pub public_url: String,
+    /// The number people text a shown code to, to prove a phone is theirs (E.164); `None`
+    /// turns that way of verifying a phone off.
+    pub sms_inbound_number: Option<String>,
 }
 
 impl Default for ServiceSettings {
@@ -36,11 +42,26 @@ impl Default for ServiceSettings {
             session_idle_timeout: Duration::minutes(30),
             session_absolute_timeout: Duration::hours(12),
             login_step_timeout: Duration::minutes(15),
-            allowed_methods: vec![Method::Totp],
+            allowed_methods: vec![Method::Totp, Method::Sms, Method::Email],
             totp_issuer: "Twofold".to_owned(),
             totp_skew_steps: 1,
             recovery_code_count: 10,
+            public_url: "http://127.0.0.1:8080".to_owned(),
+            sms_inbound_number: None,
         }
+    }
+}
+
+/// Where the flows hand their emails and text messages.
+#[derive(Clone)]
+pub struct Senders {
+    pub mailer: Arc<dyn Mailer>,
+    pub sms: Arc<dyn SmsSender>,
+}
+
+impl std::fmt::Debug for Senders {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Senders")
     }
 }
 
@@ -52,6 +73,7 @@ pub struct Service {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) sealer: Arc<Sealer>,
     pub(crate) settings: Arc<ServiceSettings>,
+    pub(crate) senders: Senders,
 }
 
 impl std::fmt::Debug for Service {
@@ -67,15 +89,17 @@ impl Service {
         stores: Stores,
         hasher: PasswordHasher,
         clock: Arc<dyn Clock>,
-        sealer: Sealer,
+        sealer: Arc<Sealer>,
         settings: ServiceSettings,
+        senders: Senders,
     ) -> Self {
         Self {
             stores,
             hasher,
             clock,
-            sealer: Arc::new(sealer),
+            sealer,
             settings: Arc::new(settings),
+            senders,
         }
     }
 

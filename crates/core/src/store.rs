@@ -82,6 +82,10 @@ pub trait UserStore: Send + Sync {
 
     async fn record_login(&self, id: UserId, now: OffsetDateTime) -> Result<(), StoreError>;
 
+    /// Marks the user's email address verified. `false` when there is no such user.
+    async fn set_email_verified(&self, id: UserId, now: OffsetDateTime)
+    -> Result<bool, StoreError>;
+
     async fn count_users(&self) -> Result<u64, StoreError>;
 }
 
@@ -232,8 +236,38 @@ pub trait FactorStore: Send + Sync {
     /// refuse to run without a key the database needs.
     async fn sealed_key_ids(&self) -> Result<Vec<String>, StoreError>;
 
-    /// Removes every authenticator (pending and active) and recovery code of the user.
+    /// The user's verified phone: the SMS factor and the fallback phone for a reset.
+    async fn phone_factor(&self, user_id: UserId) -> Result<Option<PhoneFactor>, StoreError>;
+
+    /// Makes `phone` (E.164) the user's verified phone, replacing an earlier one.
+    async fn set_phone_factor(
+        &self,
+        user_id: UserId,
+        phone: &str,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+
+    /// When email codes were enabled as the user's second factor, if they are.
+    async fn email_factor(&self, user_id: UserId) -> Result<Option<OffsetDateTime>, StoreError>;
+
+    /// Enables email codes as a second factor (idempotent: an earlier time is kept).
+    async fn enable_email_factor(
+        &self,
+        user_id: UserId,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+
+    /// Removes every second factor of the user in one transaction: authenticators (pending and
+    /// active), recovery codes, the phone, email codes and a pending inbound phone check.
     async fn delete_all_factors(&self, user_id: UserId) -> Result<(), StoreError>;
+}
+
+/// A user's verified phone number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PhoneFactor {
+    /// E.164, e.g. `+447700900123`.
+    pub phone: String,
+    pub verified_at: OffsetDateTime,
 }
 
 /// Consecutive failures of one kind for one subject (e.g. second-factor codes of one user),
@@ -321,6 +355,40 @@ pub trait CodeStore: Send + Sync {
     /// Forgets sends recorded before `cutoff` (older than any throttle window); returns how
     /// many.
     async fn delete_sends_before(&self, cutoff: OffsetDateTime) -> Result<u64, StoreError>;
+
+    /// Stores the user's inbound phone check (the user texts a shown code from `phone` to the
+    /// system number), replacing an earlier one, not yet received.
+    async fn replace_inbound_check(&self, check: &NewInboundCheck) -> Result<(), StoreError>;
+
+    /// Records that a text with the code whose hash is `code_hash` arrived from `phone`: one
+    /// conditional UPDATE on the live (unexpired, not yet received) checks of that phone with
+    /// that hash. Returns how many checks it completed (0 for an unknown or stale code).
+    async fn mark_inbound_received(
+        &self,
+        phone: &str,
+        code_hash: &[u8; 32],
+        now: OffsetDateTime,
+    ) -> Result<u64, StoreError>;
+
+    /// Takes the user's received, unexpired inbound check: deletes it in one statement and
+    /// returns its phone, so it completes once. `None` while nothing was received.
+    async fn take_received_inbound(
+        &self,
+        user_id: UserId,
+        now: OffsetDateTime,
+    ) -> Result<Option<String>, StoreError>;
+}
+
+/// An inbound phone check being started (see [`CodeStore::replace_inbound_check`]).
+#[derive(Debug, Clone)]
+pub struct NewInboundCheck {
+    pub user_id: UserId,
+    /// E.164: only a text from this number completes the check.
+    pub phone: String,
+    /// SHA-256 of the phone and the code (the webhook knows the phone, not the user).
+    pub code_hash: [u8; 32],
+    pub expires_at: OffsetDateTime,
+    pub created_at: OffsetDateTime,
 }
 
 /// A message being queued for delivery.

@@ -176,6 +176,50 @@ impl From<FactorError> for ApiError {
                     "too many wrong codes; wait before trying again",
                 )
             },
+            FactorError::SendThrottled { retry_after } => ApiError {
+                retry_after: Some(retry_after_seconds(retry_after)),
+                ..ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too_many_codes",
+                    "a code was sent a moment ago; wait before asking for another",
+                )
+            },
+            FactorError::EmailNotVerified => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "email_not_verified",
+                "verify your email address first",
+            ),
+            FactorError::EmailAlreadyVerified => ApiError::new(
+                StatusCode::CONFLICT,
+                "email_already_verified",
+                "this email address is verified already",
+            ),
+            FactorError::TwoFactorRequired => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "two_factor_required",
+                "two-factor authentication is required for this account",
+            ),
+            FactorError::MethodNotAllowed => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "method_not_allowed",
+                "this kind of second factor is not allowed by the security policy",
+            ),
+            FactorError::MethodNotEnrolled => ApiError::new(
+                StatusCode::CONFLICT,
+                "method_not_enrolled",
+                "this account has no such second factor",
+            ),
+            FactorError::InvalidPhone(reason) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_phone",
+                reason.to_string(),
+            ),
+            FactorError::InboundUnavailable => ApiError::not_found(),
+            FactorError::InboundNotReceived => ApiError::new(
+                StatusCode::CONFLICT,
+                "sms_not_received",
+                "your text has not arrived yet; send it, then try again",
+            ),
             FactorError::SessionEnded => ApiError::unauthenticated(),
             FactorError::Overloaded => ApiError::overloaded(),
             FactorError::Unexpected(cause) => ApiError::internal(&format!("{cause:#}")),

@@ -58,13 +58,19 @@ pub async fn require_json_writes(request: Request, next: Next) -> Response {
         *request.method(),
         Method::POST | Method::PATCH | Method::DELETE | Method::PUT
     );
-    if writes && request.uri().path().starts_with("/api/") && !acceptable_body_type(&request) {
+    let path = request.uri().path();
+    if writes
+        && path.starts_with("/api/")
+        && !acceptable_body_type(&request, path == crate::routes::sms_inbound::INBOUND_PATH)
+    {
         return unsupported_media_type().into_response();
     }
     next.run(request).await
 }
 
-fn acceptable_body_type(request: &Request) -> bool {
+/// JSON; multipart with `X-Twofold-Request: 1`; and form-encoded only on the SMS gateway's
+/// signed webhook (`form_allowed`).
+fn acceptable_body_type(request: &Request, form_allowed: bool) -> bool {
     let content_type = request
         .headers()
         .get(header::CONTENT_TYPE)
@@ -78,6 +84,9 @@ fn acceptable_body_type(request: &Request) -> bool {
         .to_ascii_lowercase();
     if essence == "application/json" {
         return true;
+    }
+    if form_allowed {
+        return essence == "application/x-www-form-urlencoded";
     }
     essence == "multipart/form-data"
         && request

@@ -3,7 +3,7 @@
 use utoipa::OpenApi;
 
 use crate::error::ErrorBody;
-use crate::routes::{account, login, meta, totp};
+use crate::routes::{account, email, login, meta, phone, sms_inbound, totp, two_factor};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -18,17 +18,32 @@ The session is the cookie `twofold_session` (`__Host-twofold_session` behind an 
         login::change_temporary_password,
         login::logout,
         login::verify,
+        two_factor::send_login_code,
+        two_factor::send_reset_code,
+        two_factor::reset,
         totp::start,
         totp::confirm,
         totp::regenerate_recovery_codes,
+        phone::start,
+        phone::confirm,
+        phone::start_inbound,
+        phone::confirm_inbound,
+        email::send_verification,
+        email::verify,
+        email::start_factor,
+        email::confirm_factor,
+        two_factor::send_disable_code,
+        two_factor::disable,
+        sms_inbound::inbound,
         account::account,
         meta::healthz,
         meta::openapi,
     ),
-    components(schemas(ErrorBody, login::LoginRequest, login::NewPasswordRequest, login::EmptyBody, login::VerifyRequest, totp::StartTotpRequest, totp::TotpEnrollmentResponse, totp::CodeRequest, totp::PasswordRequest, totp::RecoveryCodesResponse, login::LoginStateResponse, account::AccountResponse)),
+    components(schemas(ErrorBody, login::LoginRequest, login::NewPasswordRequest, login::EmptyBody, login::VerifyRequest, totp::StartTotpRequest, totp::TotpEnrollmentResponse, totp::CodeRequest, totp::PasswordRequest, totp::RecoveryCodesResponse, login::LoginStateResponse, account::AccountResponse, phone::PhoneRequest, phone::CodeSentResponse, phone::InboundChallengeResponse, two_factor::SendCodeRequest)),
     tags(
         (name = "login", description = "The login state machine"),
         (name = "account", description = "The signed-in user's account"),
+        (name = "sms", description = "The SMS gateway's inbound webhook"),
         (name = "meta", description = "Health and this document"),
     )
 )]

@@ -2,8 +2,9 @@
 
 use std::sync::Arc;
 
+use secrecy::SecretString;
+
 use twofold_core::Service;
-use twofold_core::delivery::{Mailer, SmsSender};
 use url::Url;
 
 use crate::cookies::CookieSettings;
@@ -16,6 +17,9 @@ pub struct HttpSettings {
     pub public_url: Url,
     /// Largest accepted JSON or form body, in bytes.
     pub body_limit_bytes: usize,
+    /// The token that signs the SMS gateway's inbound webhook (Twilio's auth token); `None`
+    /// turns the webhook off (404).
+    pub inbound_sms_token: Option<SecretString>,
 }
 
 #[derive(Clone)]
@@ -23,8 +27,6 @@ pub struct AppState {
     pub service: Service,
     pub http: Arc<HttpSettings>,
     pub cookies: Arc<CookieSettings>,
-    pub mailer: Arc<dyn Mailer>,
-    pub sms: Arc<dyn SmsSender>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -36,19 +38,12 @@ impl std::fmt::Debug for AppState {
 }
 
 impl AppState {
-    pub fn new(
-        service: Service,
-        http: HttpSettings,
-        mailer: Arc<dyn Mailer>,
-        sms: Arc<dyn SmsSender>,
-    ) -> Self {
+    pub fn new(service: Service, http: HttpSettings) -> Self {
         let secure = http.public_url.scheme() == "https";
         Self {
             service,
             http: Arc::new(http),
             cookies: Arc::new(CookieSettings::new(secure)),
-            mailer,
-            sms,
         }
     }
 

@@ -10,7 +10,7 @@ use anyhow::{Context, anyhow};
 use time::OffsetDateTime;
 use twofold_core::email::Email;
 use twofold_core::session::{SessionIdHash, SessionRecord, SessionState};
-use twofold_core::store::{FailureCount, NewTotp, NewUser, SealedSecret, TotpRecord};
+use twofold_core::store::{FailureCount, NewTotp, NewUser, PhoneFactor, SealedSecret, TotpRecord};
 use twofold_core::user::{User, UserId};
 use uuid::Uuid;
 
@@ -300,6 +300,24 @@ impl TryFrom<FailureRow> for FailureCount {
                 .with_context(|| format!("throttle_failures.failures is {}", row.failures))?,
             last_failure_at: from_unix(row.last_failure_at)
                 .context("throttle_failures.last_failure_at")?,
+        })
+    }
+}
+
+/// A `phone_factors` row (without its user).
+#[derive(Debug)]
+pub(crate) struct PhoneFactorRow {
+    pub phone: String,
+    pub verified_at: i64,
+}
+
+impl TryFrom<PhoneFactorRow> for PhoneFactor {
+    type Error = anyhow::Error;
+
+    fn try_from(row: PhoneFactorRow) -> anyhow::Result<PhoneFactor> {
+        Ok(PhoneFactor {
+            verified_at: from_unix(row.verified_at).context("phone_factors.verified_at")?,
+            phone: row.phone,
         })
     }
 }

@@ -1,6 +1,7 @@
-//! The account security page of a signed-in user: the email address, the two-factor status,
-//! the authenticator app (added, last used, change) and the recovery codes left (with a form to
-//! make a new set).
+//! The account security page of a signed-in user: the email address (verified or not, with
+//! "Send verification code"), the two-factor status (with "Set up two-factor" or "Turn off
+//! two-factor" when the user may), each second factor (the authenticator app, the phone masked
+//! with "Change phone", email codes) and the recovery codes left (with a form to make a new set).
 
 use askama::Template;
 use axum::extract::{RawQuery, State};
@@ -12,6 +13,8 @@ use time::{OffsetDateTime, UtcOffset};
 use twofold_core::recovery::FEW_RECOVERY_CODES;
 use twofold_core::user::Method;
 
+use super::phone::current_phone;
+use super::two_factor::REQUIRED_REASON;
 use super::{Csrf, render};
 use crate::error::ApiError;
 use crate::gate::CurrentSession;
@@ -42,10 +45,41 @@ struct AccountPage<'a> {
     email_verified: bool,
     two_factor: &'a str,
     authenticator: Option<AuthenticatorRow>,
+    /// The verified phone, masked.
+    phone: Option<String>,
+    email_codes: bool,
+    /// Rows of factors the policy allows (or the user has anyway).
+    sms_offered: bool,
+    email_codes_offered: bool,
+    has_factor: bool,
+    /// 2FA is required: it cannot be turned off.
+    required_reason: Option<&'a str>,
     recovery_codes_left: u32,
     few_recovery_codes: bool,
-    /// Just back from replacing the authenticator app.
-    changed: bool,
+    /// What the user just did, in a sentence.
+    notice: Option<&'a str>,
+}
+
+/// The notice for `?done=…` (or the older `?changed=1`).
+fn notice_of(query: Option<&str>) -> Option<&'static str> {
+    let query = query?;
+    url::form_urlencoded::parse(query.as_bytes()).find_map(|(key, value)| {
+        match (key.as_ref(), value.as_ref()) {
+            ("changed", "1") => {
+                Some("Your new authenticator app is set up. The old one no longer works.")
+            }
+            ("done", "totp") => Some("Your authenticator app is set up."),
+            ("done", "phone") => Some(
+                "Your phone number is verified. Sign-in codes can now be texted to it, and it is your fallback phone.",
+            ),
+            ("done", "email-verified") => Some("Your email address is verified."),
+            ("done", "email-2fa") => Some("Sign-in codes by email are turned on."),
+            ("done", "two-factor-off") => Some(
+                "Two-factor authentication is off. Signing in now needs only your password.",
+            ),
+            _ => None,
+        }
+    })
 }
 
 pub async fn account_page(
@@ -55,31 +89,40 @@ pub async fn account_page(
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let summary = state.service.account_summary(&session.user).await?;
+    let phone = current_phone(&state, &session.user).await?;
     let csrf = Csrf::for_request(&state, &headers)?;
-    let authenticator = summary
-        .methods
-        .contains(&Method::Totp)
-        .then(|| AuthenticatorRow {
-            added: summary
-                .totp_added_at
-                .map_or_else(|| "unknown".to_owned(), utc_minute),
-            last_used: summary
-                .totp_last_used_at
-                .map_or_else(|| "never".to_owned(), utc_minute),
-        });
+    let allowed = &state.service.settings().allowed_methods;
+    let has = |method: Method| summary.methods.contains(&method);
+    let authenticator = has(Method::Totp).then(|| AuthenticatorRow {
+        added: summary
+            .totp_added_at
+            .map_or_else(|| "unknown".to_owned(), utc_minute),
+        last_used: summary
+            .totp_last_used_at
+            .map_or_else(|| "never".to_owned(), utc_minute),
+    });
+    let has_factor = [Method::Totp, Method::Sms, Method::Email]
+        .into_iter()
+        .any(has);
     let page = AccountPage {
         title: "Account security",
         csrf: &csrf.token,
         email: summary.user.email.as_str(),
         email_verified: summary.user.email_verified,
         two_factor: summary.two_factor.label(),
-        few_recovery_codes: authenticator.is_some()
-            && summary.recovery_codes_left < FEW_RECOVERY_CODES,
         authenticator,
+        sms_offered: phone.is_some() || allowed.contains(&Method::Sms),
+        phone,
+        email_codes: has(Method::Email),
+        email_codes_offered: has(Method::Email) || allowed.contains(&Method::Email),
+        has_factor,
+        required_reason: summary
+            .user
+            .two_factor_required()
+            .then_some(REQUIRED_REASON),
+        few_recovery_codes: has_factor && summary.recovery_codes_left < FEW_RECOVERY_CODES,
         recovery_codes_left: summary.recovery_codes_left,
-        changed: query
-            .as_deref()
-            .is_some_and(|query| query.split('&').any(|pair| pair == "changed=1")),
+        notice: notice_of(query.as_deref()),
     };
     Ok(csrf.apply(render(StatusCode::OK, &page)))
 }
@@ -94,5 +137,16 @@ mod tests {
         assert_eq!(utc_minute(at), "2027-01-15 08:00 UTC");
         let elsewhere = at.to_offset(UtcOffset::from_hms(5, 30, 0).unwrap());
         assert_eq!(utc_minute(elsewhere), "2027-01-15 08:00 UTC");
+    }
+
+    #[test]
+    fn notices_are_chosen_from_a_fixed_list() {
+        assert_eq!(
+            notice_of(Some("done=phone")).map(|text| text.starts_with("Your phone")),
+            Some(true)
+        );
+        assert!(notice_of(Some("changed=1")).is_some());
+        assert_eq!(notice_of(Some("done=%3Cscript%3E")), None);
+        assert_eq!(notice_of(None), None);
     }
 }

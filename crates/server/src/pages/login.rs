@@ -1,5 +1,5 @@
-//! The sign-in pages: email and password, a new password in place of a temporary one, the
-//! choice of second factor at forced enrollment, and sign-out.
+//! The sign-in pages: email and password, a new password in place of a temporary one, and
+//! sign-out. The choice of second factor at forced enrollment is in `enroll`.
 
 use askama::Template;
 use axum::extract::State;
@@ -9,7 +9,6 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use twofold_core::login::{LoginError, LoginStep};
 use twofold_core::session::SessionState;
-use twofold_core::user::Method;
 
 use super::{Csrf, PageForm, render};
 use crate::error::ApiError;
@@ -32,16 +31,6 @@ struct PasswordPage<'a> {
     csrf: &'a str,
     email: &'a str,
     error: Option<String>,
-}
-
-#[derive(Template)]
-#[template(path = "enroll.html")]
-struct EnrollPage<'a> {
-    title: &'a str,
-    csrf: &'a str,
-    /// The policy allows authenticator apps (the only factor with a set-up page so far).
-    totp_allowed: bool,
-    apps: &'static [&'static str],
 }
 
 /// Authenticator apps known to work (seed 000's tested list); any TOTP app does.
@@ -166,24 +155,6 @@ pub async fn password_submit(
         }
         Err(other) => Err(other.into()),
     }
-}
-
-pub async fn enroll_page(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let csrf = Csrf::for_request(&state, &headers)?;
-    let page = EnrollPage {
-        title: "Set up two-factor authentication",
-        csrf: &csrf.token,
-        totp_allowed: state
-            .service
-            .settings()
-            .allowed_methods
-            .contains(&Method::Totp),
-        apps: KNOWN_AUTHENTICATOR_APPS,
-    };
-    Ok(csrf.apply(render(StatusCode::OK, &page)))
 }
 
 pub async fn logout_submit(

@@ -3,9 +3,16 @@
 //! cookie to copy it, and the comparison is constant-time.
 
 pub mod account;
+pub mod countries;
+pub mod email;
+pub mod enroll;
+pub mod forms;
 pub mod login;
+pub mod phone;
 pub mod recovery;
+pub mod reset;
 pub mod totp;
+pub mod two_factor;
 pub mod verify;
 
 use askama::Template;
@@ -171,10 +178,99 @@ pub fn factor_failure(error: FactorError) -> Result<Response, ApiError> {
         FactorError::NoSecondFactor => (
             StatusCode::CONFLICT,
             MessagePage {
-                title: "Set up an authenticator app first",
-                message: "Recovery codes stand in for an authenticator app; set one up first.",
-                link_href: "/account/totp/setup",
-                link_text: "Set up an authenticator app",
+                title: "Set up a second factor first",
+                message: "Recovery codes stand in for a second factor; set one up first.",
+                link_href: "/account/two-factor",
+                link_text: "Set up two-factor",
+            },
+        ),
+        FactorError::SendThrottled { retry_after } => {
+            let message = forms::send_wait_message(retry_after);
+            let page = MessagePage {
+                title: "Wait a moment",
+                message: &message,
+                link_href: "/",
+                link_text: "Continue",
+            };
+            return Ok(with_retry_after(
+                render(StatusCode::TOO_MANY_REQUESTS, &page),
+                retry_after,
+            ));
+        }
+        FactorError::EmailNotVerified => (
+            StatusCode::FORBIDDEN,
+            MessagePage {
+                title: "Verify your email address first",
+                message: "Codes by email need a verified address. Verify yours, then try again.",
+                link_href: "/account/email/verify",
+                link_text: "Verify your email address",
+            },
+        ),
+        FactorError::EmailAlreadyVerified => (
+            StatusCode::CONFLICT,
+            MessagePage {
+                title: "Your email address is verified",
+                message: "There is nothing more to do here.",
+                link_href: "/",
+                link_text: "Continue",
+            },
+        ),
+        FactorError::TwoFactorRequired => (
+            StatusCode::FORBIDDEN,
+            MessagePage {
+                title: "Two-factor authentication stays on",
+                message: two_factor::REQUIRED_REASON,
+                link_href: "/",
+                link_text: "Continue",
+            },
+        ),
+        FactorError::MethodNotAllowed => (
+            StatusCode::FORBIDDEN,
+            MessagePage {
+                title: "Not allowed here",
+                message: "Your organisation does not allow this kind of second factor. Choose another.",
+                link_href: "/",
+                link_text: "Choose another way",
+            },
+        ),
+        FactorError::MethodNotEnrolled => (
+            StatusCode::CONFLICT,
+            MessagePage {
+                title: "Not set up",
+                message: "Your account has no such second factor. Use another way to sign in.",
+                link_href: "/",
+                link_text: "Continue",
+            },
+        ),
+        FactorError::InvalidPhone(reason) => {
+            let message = format!(
+                "{} Go back and check the number and the country.",
+                forms::sentence(&reason.to_string())
+            );
+            let page = MessagePage {
+                title: "This phone number cannot be used",
+                message: &message,
+                link_href: "/account/phone",
+                link_text: "Enter the number again",
+            };
+            return Ok(render(StatusCode::UNPROCESSABLE_ENTITY, &page));
+        }
+        FactorError::InboundUnavailable => (
+            StatusCode::NOT_FOUND,
+            MessagePage {
+                title: "Not available",
+                message: "Verifying a phone by sending us a text is not available here. We can text you a code instead.",
+                link_href: "/account/phone",
+                link_text: "Get a code by text message",
+            },
+        ),
+        FactorError::InboundNotReceived => (
+            StatusCode::CONFLICT,
+            MessagePage {
+                title: "Your text has not arrived yet",
+                message: "Send the code from your phone, wait a moment, then try again.",
+                link_href: "/account/phone",
+                link_text: "Start again",
             },
         ),
         FactorError::Overloaded => {

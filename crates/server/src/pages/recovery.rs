@@ -36,6 +36,24 @@ struct RecoveryCodesPage<'a> {
     download_href: &'a str,
     /// An earlier set existed and has just stopped working.
     replaced: bool,
+    continue_to: ContinueTo,
+}
+
+/// Where the Continue button of the codes page leads: a GET form to `path`, with `next` as a
+/// hidden field when a further factor is to be set up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContinueTo {
+    pub path: &'static str,
+    pub next: String,
+}
+
+impl ContinueTo {
+    pub fn account() -> Self {
+        Self {
+            path: "/account",
+            next: String::new(),
+        }
+    }
 }
 
 /// A form asking for the current password before a sensitive change.
@@ -58,13 +76,25 @@ pub struct PasswordForm {
     pub password: SecretString,
 }
 
-/// The page showing a fresh set of codes, once.
+/// The page showing a fresh set of codes, once; Continue leads to the account page.
 pub fn codes_page(
     state: &AppState,
     csrf: &str,
     email: &str,
     codes: &[String],
     replaced: bool,
+) -> Response {
+    codes_page_then(state, csrf, email, codes, replaced, ContinueTo::account())
+}
+
+/// The page showing a fresh set of codes, once, whose Continue leads to `continue_to`.
+pub fn codes_page_then(
+    state: &AppState,
+    csrf: &str,
+    email: &str,
+    codes: &[String],
+    replaced: bool,
+    continue_to: ContinueTo,
 ) -> Response {
     let created = utc_minute(state.service.clock().now());
     let download_href = download_href(email, &created, codes);
@@ -76,6 +106,7 @@ pub fn codes_page(
         download_name: DOWNLOAD_FILE_NAME,
         download_href: &download_href,
         replaced,
+        continue_to,
     };
     render(StatusCode::OK, &page)
 }

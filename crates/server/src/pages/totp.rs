@@ -4,7 +4,8 @@
 //!   code, the key for typing, and the field for the first code. A user who already has an
 //!   authenticator is sent to `/account/totp/change`, which asks for the password first.
 //! - `POST /account/totp/setup` confirms with the first code: the first factor leads to the
-//!   recovery codes (shown once, in this response); a replacement leads to the account page.
+//!   recovery codes (shown once, in this response); an app added beside another factor, or a
+//!   replacement, leads to the account page.
 //!   A wrong code keeps the pending authenticator, so the page asks for a newer code without
 //!   showing the key again (the page never holds the secret beyond what it showed once).
 //! - `GET`/`POST /account/totp/change`: the password, then the QR code of a new authenticator
@@ -18,6 +19,7 @@ use serde::Deserialize;
 use twofold_core::factors::{FactorError, TotpEnrollment};
 use twofold_core::login::ActiveSession;
 use twofold_core::session::SessionState;
+use twofold_core::user::Method;
 
 use super::login::KNOWN_AUTHENTICATOR_APPS;
 use super::recovery::{PasswordForm, PasswordPage, WRONG_PASSWORD, codes_page};
@@ -107,10 +109,21 @@ pub async fn setup_submit(
         };
         render(status, &page)
     };
+    // Whether an authenticator is being replaced (not added beside another factor).
+    let replacing = state
+        .service
+        .enrolled_methods(&session.user)
+        .await?
+        .contains(&Method::Totp);
     match state.service.confirm_totp(&session, &form.code).await {
         Ok(confirmed) => {
             let mut response = if confirmed.recovery_codes.is_empty() {
-                Redirect::to("/account?changed=1").into_response()
+                Redirect::to(if replacing {
+                    "/account?changed=1"
+                } else {
+                    "/account?done=totp"
+                })
+                .into_response()
             } else {
                 let email = session.user.email.as_str();
                 codes_page(&state, &form.csrf, email, &confirmed.recovery_codes, false)

@@ -136,14 +136,15 @@ pub async fn logout(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyRequest {
-    /// `totp` or `recovery_code` (`sms` and `email` once those factors exist).
+    /// `totp`, `sms`, `email` or `recovery_code`: one of the methods the login step offered.
     #[schema(value_type = String, example = "totp")]
     pub method: Method,
     #[schema(example = "123456")]
     pub code: String,
 }
 
-/// The `second_factor` step: a code from the authenticator app, or a recovery code. Each code is
+/// The `second_factor` step: a code from the authenticator app, a code sent by SMS or email
+/// (`/api/v1/login/send-code`), or a recovery code. Each code is
 /// accepted once.
 #[utoipa::path(post, path = "/api/v1/login/verify", tag = "login", request_body = VerifyRequest,
     responses(

@@ -1,9 +1,13 @@
 //! The route table: every route of the server with the session state it needs, in one place.
 
 pub mod account;
+pub mod email;
 pub mod login;
 pub mod meta;
+pub mod phone;
+pub mod sms_inbound;
 pub mod totp;
+pub mod two_factor;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -26,30 +30,58 @@ const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10
 /// Every route and its gate.
 #[rustfmt::skip] // one route per line reads as a table
 pub fn table(state: AppState) -> RouteTable {
-    use crate::pages::{account as account_page, login as login_pages, recovery as recovery_pages, totp as totp_pages, verify as verify_page};
+    use crate::pages::{account as account_page, email as email_pages, enroll as enroll_pages, login as login_pages, phone as phone_pages, recovery as recovery_pages, reset as reset_pages, totp as totp_pages, two_factor as two_factor_pages, verify as verify_page};
     RouteTable::new(state)
         // JSON API
         .route("/api/v1/login", Gate::OptionalSession, post(login::login))
         .route("/api/v1/login/password", Gate::Api(PASSWORD_CHANGE), post(login::change_temporary_password))
         .route("/api/v1/login/verify", Gate::Api(SECOND_FACTOR), post(login::verify))
+        .route("/api/v1/login/send-code", Gate::Api(SECOND_FACTOR), post(two_factor::send_login_code))
+        .route("/api/v1/login/reset/send-code", Gate::Api(SECOND_FACTOR), post(two_factor::send_reset_code))
+        .route("/api/v1/login/reset", Gate::Api(SECOND_FACTOR), post(two_factor::reset))
         .route("/api/v1/logout", Gate::OptionalSession, post(login::logout))
         .route("/api/v1/account", Gate::Api(AUTHENTICATED), get(account::account))
         .route("/api/v1/account/totp", Gate::Api(ENROLLED_OR_ENROLLING), post(totp::start))
         .route("/api/v1/account/totp/confirm", Gate::Api(ENROLLED_OR_ENROLLING), post(totp::confirm))
         .route("/api/v1/account/recovery-codes", Gate::Api(AUTHENTICATED), post(totp::regenerate_recovery_codes))
+        .route("/api/v1/account/phone", Gate::Api(ENROLLED_OR_ENROLLING), post(phone::start))
+        .route("/api/v1/account/phone/confirm", Gate::Api(ENROLLED_OR_ENROLLING), post(phone::confirm))
+        .route("/api/v1/account/phone/inbound", Gate::Api(ENROLLED_OR_ENROLLING), post(phone::start_inbound))
+        .route("/api/v1/account/phone/inbound/confirm", Gate::Api(ENROLLED_OR_ENROLLING), post(phone::confirm_inbound))
+        .route("/api/v1/account/email/send-code", Gate::Api(ENROLLED_OR_ENROLLING), post(email::send_verification))
+        .route("/api/v1/account/email/verify", Gate::Api(ENROLLED_OR_ENROLLING), post(email::verify))
+        .route("/api/v1/account/email-2fa/send-code", Gate::Api(ENROLLED_OR_ENROLLING), post(email::start_factor))
+        .route("/api/v1/account/email-2fa/confirm", Gate::Api(ENROLLED_OR_ENROLLING), post(email::confirm_factor))
+        .route("/api/v1/account/two-factor/disable/send-code", Gate::Api(AUTHENTICATED), post(two_factor::send_disable_code))
+        .route("/api/v1/account/two-factor/disable", Gate::Api(AUTHENTICATED), post(two_factor::disable))
+        .route("/api/v1/sms/inbound", Gate::Public, post(sms_inbound::inbound))
         .route("/api/openapi.json", Gate::Public, get(meta::openapi))
         .route("/healthz", Gate::Public, get(meta::healthz))
         // Pages
         .route("/", Gate::OptionalSession, get(login_pages::root))
         .route("/login", Gate::OptionalSession, get(login_pages::login_page).post(login_pages::login_submit))
         .route("/login/password", Gate::Page(PASSWORD_CHANGE), get(login_pages::password_page).post(login_pages::password_submit))
-        .route("/login/enroll", Gate::Page(ENROLLMENT), get(login_pages::enroll_page))
-        .route("/login/verify", Gate::Page(SECOND_FACTOR), get(verify_page::verify_page).post(verify_page::verify_submit))
+        .route("/login/enroll", Gate::Page(ENROLLMENT), get(enroll_pages::enroll_page))
+        .route("/login/verify", Gate::Page(SECOND_FACTOR), get(verify_page::verify_page_get).post(verify_page::verify_submit))
+        .route("/login/send-code", Gate::Page(SECOND_FACTOR), get(verify_page::back_to_verify).post(verify_page::send_code_submit))
+        .route("/login/reset", Gate::Page(SECOND_FACTOR), get(reset_pages::reset_intro).post(reset_pages::reset_send))
+        .route("/login/reset/confirm", Gate::Page(SECOND_FACTOR), get(reset_pages::reset_code_form).post(reset_pages::reset_confirm))
         .route("/logout", Gate::OptionalSession, post(login_pages::logout_submit))
         .route("/account", Gate::Page(AUTHENTICATED), get(account_page::account_page))
         .route("/account/totp/setup", Gate::Page(ENROLLED_OR_ENROLLING), get(totp_pages::setup_page).post(totp_pages::setup_submit))
         .route("/account/totp/change", Gate::Page(AUTHENTICATED), get(totp_pages::change_page).post(totp_pages::change_submit))
         .route("/account/recovery-codes", Gate::Page(AUTHENTICATED), get(recovery_pages::new_codes_page).post(recovery_pages::new_codes_submit))
+        .route("/account/two-factor", Gate::Page(AUTHENTICATED), get(enroll_pages::account_chooser_page))
+        .route("/account/phone", Gate::Page(ENROLLED_OR_ENROLLING), get(phone_pages::phone_form).post(phone_pages::phone_submit))
+        .route("/account/phone/confirm", Gate::Page(ENROLLED_OR_ENROLLING), get(phone_pages::confirm_form).post(phone_pages::confirm_submit))
+        .route("/account/phone/inbound", Gate::Page(ENROLLED_OR_ENROLLING), get(phone_pages::back_to_phone_form).post(phone_pages::inbound_submit))
+        .route("/account/phone/inbound/confirm", Gate::Page(ENROLLED_OR_ENROLLING), get(phone_pages::back_to_phone_form).post(phone_pages::inbound_confirm))
+        .route("/account/email/send-code", Gate::Page(ENROLLED_OR_ENROLLING), get(email_pages::back_to_verify_form).post(email_pages::send_verification))
+        .route("/account/email/verify", Gate::Page(ENROLLED_OR_ENROLLING), get(email_pages::verify_form).post(email_pages::verify_submit))
+        .route("/account/email-2fa", Gate::Page(ENROLLED_OR_ENROLLING), get(email_pages::factor_intro).post(email_pages::factor_send))
+        .route("/account/email-2fa/confirm", Gate::Page(ENROLLED_OR_ENROLLING), get(email_pages::factor_code_form).post(email_pages::factor_confirm))
+        .route("/account/two-factor/disable", Gate::Page(AUTHENTICATED), get(two_factor_pages::disable_intro).post(two_factor_pages::disable_send))
+        .route("/account/two-factor/disable/confirm", Gate::Page(AUTHENTICATED), get(two_factor_pages::disable_code_form).post(two_factor_pages::disable_confirm))
         .route("/static/app.css", Gate::Public, get(pages::stylesheet))
         .route("/static/print.js", Gate::Public, get(pages::print_script))
 }

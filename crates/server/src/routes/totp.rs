@@ -6,6 +6,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
+use twofold_core::factors::FactorConfirmed;
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, ErrorBody};
@@ -95,6 +96,11 @@ pub async fn confirm(
     JsonBody(request): JsonBody<CodeRequest>,
 ) -> Result<Response, ApiError> {
     let confirmed = state.service.confirm_totp(&session, &request.code).await?;
+    Ok(confirmed_response(&state, confirmed))
+}
+
+/// The answer to a confirmed factor: the recovery codes (if any) and the rotated cookie.
+pub fn confirmed_response(state: &AppState, confirmed: FactorConfirmed) -> Response {
     let mut response = axum::Json(RecoveryCodesResponse {
         recovery_codes: confirmed.recovery_codes,
     })
@@ -103,7 +109,7 @@ pub async fn confirm(
         header::SET_COOKIE,
         state.cookies.session_cookie(confirmed.token.expose()),
     );
-    Ok(response)
+    response
 }
 
 /// Makes a new set of recovery codes; every earlier code stops working.

@@ -271,6 +271,7 @@ async fn every_route_is_behind_the_gate_it_declares() {
     assert_eq!(
         public,
         [
+            "/api/v1/sms/inbound",
             "/api/openapi.json",
             "/healthz",
             "/static/app.css",

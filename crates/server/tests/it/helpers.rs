@@ -11,7 +11,7 @@ use twofold_core::accounts::NewAccount;
 use twofold_core::clock::ManualClock;
 use twofold_core::hasher::{Argon2Settings, PasswordHasher};
 use twofold_core::sealing::{MasterKey, Sealer};
-use twofold_core::{Service, ServiceSettings};
+use twofold_core::{Senders, Service, ServiceSettings};
 use twofold_server::delivery::outbox::Outbox;
 use twofold_server::gate::RouteEntry;
 use twofold_server::{AppState, HttpSettings};
@@ -34,6 +34,8 @@ pub struct TestApp {
     pub clock: ManualClock,
     pub inventory: Vec<RouteEntry>,
     pub database: TestDatabase,
+    /// Where this server's emails and text messages go.
+    pub outbox_dir: std::path::PathBuf,
     _data: tempfile::TempDir,
 }
 
@@ -41,6 +43,8 @@ pub struct Options {
     pub public_url: Option<String>,
     pub argon2: Argon2Settings,
     pub body_limit_bytes: usize,
+    /// The system number for inbound phone checks and the webhook's signing token.
+    pub sms_inbound: Option<(String, String)>,
 }
 
 impl Default for Options {
@@ -49,6 +53,7 @@ impl Default for Options {
             public_url: None,
             argon2: Argon2Settings::default(),
             body_limit_bytes: 64 * 1024,
+            sms_inbound: None,
         }
     }
 }
@@ -72,23 +77,43 @@ pub async fn start_on(database: TestDatabase, options: Options) -> TestApp {
     let clock = ManualClock::at_unix(1_800_000_000);
     let hasher = PasswordHasher::start(options.argon2, 2, 64).unwrap();
     let sealer = Sealer::new(MasterKey::new(&zeroize::Zeroizing::new(MASTER_KEY)));
-    let settings = ServiceSettings {
-        totp_issuer: "Twofold Test".into(),
-        ..ServiceSettings::default()
-    };
-    let service = Service::new(stores, hasher, Arc::new(clock.clone()), sealer, settings);
     let data = tempfile::tempdir().unwrap();
-    let outbox = Arc::new(Outbox::open(data.path().join("outbox")).unwrap());
+    let outbox_dir = data.path().join("outbox");
+    let outbox = Arc::new(Outbox::open(&outbox_dir).unwrap());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let public_url = options
         .public_url
         .unwrap_or_else(|| format!("http://{address}"));
+    let settings = ServiceSettings {
+        totp_issuer: "Twofold Test".into(),
+        public_url: public_url.trim_end_matches('/').to_owned(),
+        sms_inbound_number: options
+            .sms_inbound
+            .as_ref()
+            .map(|(number, _)| number.clone()),
+        ..ServiceSettings::default()
+    };
+    let senders = Senders {
+        mailer: outbox.clone(),
+        sms: outbox,
+    };
+    let service = Service::new(
+        stores,
+        hasher,
+        Arc::new(clock.clone()),
+        Arc::new(sealer),
+        settings,
+        senders,
+    );
     let http = HttpSettings {
         public_url: public_url.parse().unwrap(),
         body_limit_bytes: options.body_limit_bytes,
+        inbound_sms_token: options
+            .sms_inbound
+            .map(|(_, token)| SecretString::from(token)),
     };
-    let state = AppState::new(service.clone(), http, outbox.clone(), outbox);
+    let state = AppState::new(service.clone(), http);
     let (router, inventory) = twofold_server::app(state);
     tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
     TestApp {
@@ -97,6 +122,7 @@ pub async fn start_on(database: TestDatabase, options: Options) -> TestApp {
         clock,
         inventory,
         database,
+        outbox_dir,
         _data: data,
     }
 }
@@ -150,6 +176,33 @@ impl TestApp {
         client.get(self.url(path)).send().await.unwrap()
     }
 
+    /// The messages in the outbox to `to` (an address or an E.164 number), oldest first.
+    pub fn messages_to(&self, to: &str) -> Vec<Value> {
+        let mut files: Vec<_> = match std::fs::read_dir(&self.outbox_dir) {
+            Ok(entries) => entries
+                .map(|entry| entry.unwrap().path())
+                .filter(|path| path.extension().is_some_and(|ext| ext == "json"))
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        // The manual clock names files alike; the order they were written in is the mtime's.
+        files.sort_by_key(|path| std::fs::metadata(path).unwrap().modified().unwrap());
+        files
+            .iter()
+            .map(|path| serde_json::from_slice::<Value>(&std::fs::read(path).unwrap()).unwrap())
+            .filter(|message| message["to"] == to)
+            .collect()
+    }
+
+    /// The one-time code in the latest message to `to`: the run of six digits in its body.
+    pub fn latest_code(&self, to: &str) -> String {
+        let messages = self.messages_to(to);
+        let message = messages
+            .last()
+            .unwrap_or_else(|| panic!("no message to {to}"));
+        code_in(message["body"].as_str().unwrap()).unwrap_or_else(|| panic!("no code in {message}"))
+    }
+
     pub async fn login(&self, client: &Client, email: &str, password: &str) -> Response {
         self.post(
             client,
@@ -158,6 +211,13 @@ impl TestApp {
         )
         .await
     }
+}
+
+/// The first run of exactly six digits in a message body.
+pub fn code_in(body: &str) -> Option<String> {
+    body.split(|c: char| !c.is_ascii_digit())
+        .find(|run| run.len() == 6)
+        .map(str::to_owned)
 }
 
 /// The session cookie a response set.

@@ -194,7 +194,7 @@ async fn required_two_factor_leads_to_enrollment_only(backend: Backend) {
         .unwrap();
     assert_eq!(
         body,
-        json!({"state": "enrollment_required", "methods": ["totp"]})
+        json!({"state": "enrollment_required", "methods": ["totp", "sms", "email"]})
     );
     // An enrollment session is not a signed-in session.
     assert_error(

@@ -5,6 +5,7 @@
 mod helpers;
 
 mod api;
+mod codes;
 mod listener;
 mod login;
 mod pages;

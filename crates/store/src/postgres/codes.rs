@@ -9,7 +9,7 @@
 use async_trait::async_trait;
 use time::OffsetDateTime;
 use twofold_core::codes::MAX_TRIES;
-use twofold_core::store::{CodeCheck, CodeStore, NewCode, StoreError};
+use twofold_core::store::{CodeCheck, CodeStore, NewCode, NewInboundCheck, StoreError};
 use twofold_core::user::UserId;
 
 use super::{PostgresStore, store_error};
@@ -154,5 +154,63 @@ impl CodeStore for PostgresStore {
             &[&to_unix(cutoff)],
         )
         .await
+    }
+
+    async fn replace_inbound_check(&self, check: &NewInboundCheck) -> Result<(), StoreError> {
+        self.execute(
+            "replace_inbound_check",
+            "INSERT INTO inbound_phone_checks \
+             (user_id, phone, code_hash, expires_at, created_at) \
+             VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (user_id) DO UPDATE \
+             SET phone = excluded.phone, code_hash = excluded.code_hash, \
+             expires_at = excluded.expires_at, created_at = excluded.created_at, \
+             received_at = NULL",
+            &[
+                &check.user_id.to_string(),
+                &check.phone,
+                &&check.code_hash[..],
+                &to_unix(check.expires_at),
+                &to_unix(check.created_at),
+            ],
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn mark_inbound_received(
+        &self,
+        phone: &str,
+        code_hash: &[u8; 32],
+        now: OffsetDateTime,
+    ) -> Result<u64, StoreError> {
+        self.execute(
+            "mark_inbound_received",
+            "UPDATE inbound_phone_checks SET received_at = $3 \
+             WHERE phone = $1 AND code_hash = $2 \
+             AND received_at IS NULL AND expires_at > $3",
+            &[&phone, &&code_hash[..], &to_unix(now)],
+        )
+        .await
+    }
+
+    async fn take_received_inbound(
+        &self,
+        user_id: UserId,
+        now: OffsetDateTime,
+    ) -> Result<Option<String>, StoreError> {
+        const OPERATION: &str = "take_received_inbound";
+        let row = self
+            .query_opt(
+                OPERATION,
+                "DELETE FROM inbound_phone_checks \
+                 WHERE user_id = $1 AND received_at IS NOT NULL AND expires_at > $2 \
+                 RETURNING phone",
+                &[&user_id.to_string(), &to_unix(now)],
+            )
+            .await?;
+        row.map(|row| row.try_get(0))
+            .transpose()
+            .map_err(|error| store_error(OPERATION, error))
     }
 }

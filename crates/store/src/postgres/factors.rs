@@ -17,12 +17,14 @@ use async_trait::async_trait;
 use deadpool_postgres::{Client, Transaction};
 use time::OffsetDateTime;
 use tokio_postgres::{IsolationLevel, Row};
-use twofold_core::store::{FactorStore, NewTotp, StoreError, TotpRecord};
+use twofold_core::store::{FactorStore, NewTotp, PhoneFactor, StoreError, TotpRecord};
 use twofold_core::user::UserId;
 use uuid::Uuid;
 
 use super::{PostgresStore, store_error};
-use crate::rows::{NewTotpRow, TotpRow, count_to_u32, step_to_db, to_unix, totp_columns};
+use crate::rows::{
+    NewTotpRow, PhoneFactorRow, TotpRow, count_to_u32, from_unix, step_to_db, to_unix, totp_columns,
+};
 
 const ACTIVE_TOTP: &str = concat!(
     "SELECT ",
@@ -168,14 +170,16 @@ async fn delete_all_factors(
     user_id: &str,
 ) -> Result<(), tokio_postgres::Error> {
     let transaction = user_transaction(client, user_id).await?;
-    let totp = transaction
-        .prepare_cached("DELETE FROM totp_authenticators WHERE user_id = $1")
-        .await?;
-    transaction.execute(&totp, &[&user_id]).await?;
-    let codes = transaction
-        .prepare_cached("DELETE FROM recovery_codes WHERE user_id = $1")
-        .await?;
-    transaction.execute(&codes, &[&user_id]).await?;
+    for sql in [
+        "DELETE FROM totp_authenticators WHERE user_id = $1",
+        "DELETE FROM recovery_codes WHERE user_id = $1",
+        "DELETE FROM phone_factors WHERE user_id = $1",
+        "DELETE FROM email_factors WHERE user_id = $1",
+        "DELETE FROM inbound_phone_checks WHERE user_id = $1",
+    ] {
+        let delete = transaction.prepare_cached(sql).await?;
+        transaction.execute(&delete, &[&user_id]).await?;
+    }
     transaction.commit().await
 }
 
@@ -326,6 +330,80 @@ impl FactorStore for PostgresStore {
                     .map_err(|error| store_error(OPERATION, error))
             })
             .collect()
+    }
+
+    async fn phone_factor(&self, user_id: UserId) -> Result<Option<PhoneFactor>, StoreError> {
+        const OPERATION: &str = "phone_factor";
+        let row = self
+            .query_opt(
+                OPERATION,
+                "SELECT phone, verified_at FROM phone_factors WHERE user_id = $1",
+                &[&user_id.to_string()],
+            )
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let row = PhoneFactorRow {
+            phone: row
+                .try_get(0)
+                .map_err(|error| store_error(OPERATION, error))?,
+            verified_at: row
+                .try_get(1)
+                .map_err(|error| store_error(OPERATION, error))?,
+        };
+        PhoneFactor::try_from(row)
+            .map(Some)
+            .map_err(StoreError::Unexpected)
+    }
+
+    async fn set_phone_factor(
+        &self,
+        user_id: UserId,
+        phone: &str,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        self.execute(
+            "set_phone_factor",
+            "INSERT INTO phone_factors (user_id, phone, verified_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (user_id) DO UPDATE \
+             SET phone = excluded.phone, verified_at = excluded.verified_at",
+            &[&user_id.to_string(), &phone, &to_unix(now)],
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn email_factor(&self, user_id: UserId) -> Result<Option<OffsetDateTime>, StoreError> {
+        const OPERATION: &str = "email_factor";
+        let row = self
+            .query_opt(
+                OPERATION,
+                "SELECT enabled_at FROM email_factors WHERE user_id = $1",
+                &[&user_id.to_string()],
+            )
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let enabled_at: i64 = row
+            .try_get(0)
+            .map_err(|error| store_error(OPERATION, error))?;
+        from_unix(enabled_at)
+            .map(Some)
+            .map_err(|error| StoreError::Unexpected(error.context("email_factors.enabled_at")))
+    }
+
+    async fn enable_email_factor(
+        &self,
+        user_id: UserId,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        // An earlier enabling stands: the time it records is when the factor began.
+        self.execute(
+            "enable_email_factor",
+            "INSERT INTO email_factors (user_id, enabled_at) VALUES ($1, $2) \
+             ON CONFLICT (user_id) DO NOTHING",
+            &[&user_id.to_string(), &to_unix(now)],
+        )
+        .await
+        .map(drop)
     }
 
     async fn delete_all_factors(&self, user_id: UserId) -> Result<(), StoreError> {

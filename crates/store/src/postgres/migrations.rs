@@ -135,6 +135,37 @@ CREATE TABLE code_sends (
 CREATE INDEX code_sends_key_sent_at ON code_sends(key, sent_at);
 "#,
     },
+    Migration {
+        version: 5,
+        sql: r#"
+-- A user's verified phone (E.164): the SMS factor and the fallback phone for a reset.
+CREATE TABLE phone_factors (
+    user_id TEXT PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+    phone TEXT NOT NULL CHECK (phone LIKE '+%'),
+    verified_at BIGINT NOT NULL
+);
+
+-- Email codes enabled as a user's second factor, and since when.
+CREATE TABLE email_factors (
+    user_id TEXT PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+    enabled_at BIGINT NOT NULL
+);
+
+-- Inbound phone checks: the user texts a shown code from their phone to the system number.
+-- One per user (a new check overwrites the row); the webhook finds it by phone and code hash
+-- and marks it received, then the user's session takes (deletes) it.
+CREATE TABLE inbound_phone_checks (
+    user_id TEXT PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+    phone TEXT NOT NULL,
+    code_hash BYTEA NOT NULL CHECK (octet_length(code_hash) = 32),
+    expires_at BIGINT NOT NULL,
+    created_at BIGINT NOT NULL,
+    received_at BIGINT
+);
+
+CREATE INDEX inbound_phone_checks_phone ON inbound_phone_checks(phone);
+"#,
+    },
 ];
 
 /// Serialises migrations across instances sharing the database ("twofold" + 1).

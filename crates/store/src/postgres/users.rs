@@ -173,6 +173,21 @@ impl UserStore for PostgresStore {
         .map(drop)
     }
 
+    async fn set_email_verified(
+        &self,
+        id: UserId,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let changed = self
+            .execute(
+                "set_email_verified",
+                "UPDATE users SET email_verified = TRUE, updated_at = $2 WHERE id = $1",
+                &[&id.to_string(), &to_unix(now)],
+            )
+            .await?;
+        Ok(changed == 1)
+    }
+
     async fn count_users(&self) -> Result<u64, StoreError> {
         let row = self
             .query_opt("count_users", "SELECT COUNT(*) FROM users", &[])

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use rusqlite::{OptionalExtension, params};
 use time::OffsetDateTime;
 use twofold_core::codes::MAX_TRIES;
-use twofold_core::store::{CodeCheck, CodeStore, NewCode, StoreError};
+use twofold_core::store::{CodeCheck, CodeStore, NewCode, NewInboundCheck, StoreError};
 use twofold_core::user::UserId;
 
 use super::SqliteStore;
@@ -161,5 +161,77 @@ impl CodeStore for SqliteStore {
             })
             .await?;
         Ok(deleted as u64)
+    }
+
+    async fn replace_inbound_check(&self, check: &NewInboundCheck) -> Result<(), StoreError> {
+        let user_id = check.user_id.to_string();
+        let phone = check.phone.clone();
+        let code_hash = check.code_hash;
+        let expires_at = to_unix(check.expires_at);
+        let created_at = to_unix(check.created_at);
+        self.database
+            .write("replace_inbound_check", move |connection| {
+                connection
+                    .prepare_cached(
+                        "INSERT INTO inbound_phone_checks \
+                         (user_id, phone, code_hash, expires_at, created_at) \
+                         VALUES (?1, ?2, ?3, ?4, ?5) \
+                         ON CONFLICT (user_id) DO UPDATE \
+                         SET phone = excluded.phone, code_hash = excluded.code_hash, \
+                         expires_at = excluded.expires_at, created_at = excluded.created_at, \
+                         received_at = NULL",
+                    )?
+                    .execute(params![
+                        user_id,
+                        phone,
+                        &code_hash[..],
+                        expires_at,
+                        created_at
+                    ])
+            })
+            .await
+            .map(drop)
+    }
+
+    async fn mark_inbound_received(
+        &self,
+        phone: &str,
+        code_hash: &[u8; 32],
+        now: OffsetDateTime,
+    ) -> Result<u64, StoreError> {
+        let phone = phone.to_owned();
+        let code_hash = *code_hash;
+        let marked = self
+            .database
+            .write("mark_inbound_received", move |connection| {
+                connection
+                    .prepare_cached(
+                        "UPDATE inbound_phone_checks SET received_at = ?3 \
+                         WHERE phone = ?1 AND code_hash = ?2 \
+                         AND received_at IS NULL AND expires_at > ?3",
+                    )?
+                    .execute(params![phone, &code_hash[..], to_unix(now)])
+            })
+            .await?;
+        Ok(marked as u64)
+    }
+
+    async fn take_received_inbound(
+        &self,
+        user_id: UserId,
+        now: OffsetDateTime,
+    ) -> Result<Option<String>, StoreError> {
+        self.database
+            .write("take_received_inbound", move |connection| {
+                connection
+                    .prepare_cached(
+                        "DELETE FROM inbound_phone_checks \
+                         WHERE user_id = ?1 AND received_at IS NOT NULL AND expires_at > ?2 \
+                         RETURNING phone",
+                    )?
+                    .query_row(params![user_id.to_string(), to_unix(now)], |row| row.get(0))
+                    .optional()
+            })
+            .await
     }
 }

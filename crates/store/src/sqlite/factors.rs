@@ -8,12 +8,14 @@
 use async_trait::async_trait;
 use rusqlite::{OptionalExtension, Row, TransactionBehavior, params};
 use time::OffsetDateTime;
-use twofold_core::store::{FactorStore, NewTotp, StoreError, TotpRecord};
+use twofold_core::store::{FactorStore, NewTotp, PhoneFactor, StoreError, TotpRecord};
 use twofold_core::user::UserId;
 use uuid::Uuid;
 
 use super::SqliteStore;
-use crate::rows::{NewTotpRow, TotpRow, count_to_u32, step_to_db, to_unix, totp_columns};
+use crate::rows::{
+    NewTotpRow, PhoneFactorRow, TotpRow, count_to_u32, from_unix, step_to_db, to_unix, totp_columns,
+};
 
 const ACTIVE_TOTP: &str = concat!(
     "SELECT ",
@@ -245,6 +247,84 @@ impl FactorStore for SqliteStore {
             .await
     }
 
+    async fn phone_factor(&self, user_id: UserId) -> Result<Option<PhoneFactor>, StoreError> {
+        let row = self
+            .database
+            .read("phone_factor", move |connection| {
+                connection
+                    .prepare_cached(
+                        "SELECT phone, verified_at FROM phone_factors WHERE user_id = ?1",
+                    )?
+                    .query_row([user_id.to_string()], |row| {
+                        Ok(PhoneFactorRow {
+                            phone: row.get(0)?,
+                            verified_at: row.get(1)?,
+                        })
+                    })
+                    .optional()
+            })
+            .await?;
+        row.map(PhoneFactor::try_from)
+            .transpose()
+            .map_err(StoreError::Unexpected)
+    }
+
+    async fn set_phone_factor(
+        &self,
+        user_id: UserId,
+        phone: &str,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let phone = phone.to_owned();
+        self.database
+            .write("set_phone_factor", move |connection| {
+                connection
+                    .prepare_cached(
+                        "INSERT INTO phone_factors (user_id, phone, verified_at) VALUES (?1, ?2, ?3) \
+                         ON CONFLICT (user_id) DO UPDATE \
+                         SET phone = excluded.phone, verified_at = excluded.verified_at",
+                    )?
+                    .execute(params![user_id.to_string(), phone, to_unix(now)])
+            })
+            .await
+            .map(drop)
+    }
+
+    async fn email_factor(&self, user_id: UserId) -> Result<Option<OffsetDateTime>, StoreError> {
+        let enabled_at: Option<i64> = self
+            .database
+            .read("email_factor", move |connection| {
+                connection
+                    .prepare_cached("SELECT enabled_at FROM email_factors WHERE user_id = ?1")?
+                    .query_row([user_id.to_string()], |row| row.get(0))
+                    .optional()
+            })
+            .await?;
+        enabled_at
+            .map(from_unix)
+            .transpose()
+            .map_err(|error| StoreError::Unexpected(error.context("email_factors.enabled_at")))
+    }
+
+    async fn enable_email_factor(
+        &self,
+        user_id: UserId,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        self.database
+            .write("enable_email_factor", move |connection| {
+                // An earlier enabling stands: the time it records is when the factor began.
+                connection
+                    .prepare_cached(
+                        "INSERT INTO email_factors (user_id, enabled_at) VALUES (?1, ?2) \
+                         ON CONFLICT (user_id) DO NOTHING",
+                    )?
+                    .execute(params![user_id.to_string(), to_unix(now)])
+            })
+            .await
+            .map(drop)
+    }
+
     async fn delete_all_factors(&self, user_id: UserId) -> Result<(), StoreError> {
         self.database
             .write("delete_all_factors", move |connection| {
@@ -254,9 +334,14 @@ impl FactorStore for SqliteStore {
                 transaction
                     .prepare_cached("DELETE FROM totp_authenticators WHERE user_id = ?1")?
                     .execute([&user_id])?;
-                transaction
-                    .prepare_cached("DELETE FROM recovery_codes WHERE user_id = ?1")?
-                    .execute([&user_id])?;
+                for sql in [
+                    "DELETE FROM recovery_codes WHERE user_id = ?1",
+                    "DELETE FROM phone_factors WHERE user_id = ?1",
+                    "DELETE FROM email_factors WHERE user_id = ?1",
+                    "DELETE FROM inbound_phone_checks WHERE user_id = ?1",
+                ] {
+                    transaction.prepare_cached(sql)?.execute([&user_id])?;
+                }
                 transaction.commit()
             })
             .await

@@ -180,6 +180,24 @@ impl UserStore for SqliteStore {
             .map(drop)
     }
 
+    async fn set_email_verified(
+        &self,
+        id: UserId,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let changed = self
+            .database
+            .write("set_email_verified", move |connection| {
+                connection
+                    .prepare_cached(
+                        "UPDATE users SET email_verified = 1, updated_at = ?2 WHERE id = ?1",
+                    )?
+                    .execute(params![id.to_string(), to_unix(now)])
+            })
+            .await?;
+        Ok(changed == 1)
+    }
+
     async fn count_users(&self) -> Result<u64, StoreError> {
         let count: i64 = self
             .database

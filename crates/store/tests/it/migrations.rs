@@ -14,6 +14,7 @@ conformance!(database:
     a_version_1_database_upgrades_to_version_2,
     a_version_2_database_upgrades_to_version_3,
     a_version_3_database_upgrades_to_version_4,
+    a_version_4_database_upgrades_to_version_5,
     concurrent_opens_all_succeed,
     newer_schema_version_is_refused,
     first_user_is_unique_across_instances,
@@ -38,7 +39,7 @@ async fn a_version_1_database_upgrades_to_version_2(database: &TestDatabase) {
         database
             .query_i64("SELECT COUNT(*) FROM schema_migrations")
             .await,
-        4
+        5
     );
     // Rewind to exactly what version 1 left: dropping a table drops its indexes.
     database
@@ -49,7 +50,10 @@ async fn a_version_1_database_upgrades_to_version_2(database: &TestDatabase) {
              DROP TABLE deliveries;
              DROP TABLE one_time_codes;
              DROP TABLE code_sends;
-             DELETE FROM schema_migrations WHERE version IN (2, 3, 4);",
+             DROP TABLE phone_factors;
+             DROP TABLE email_factors;
+             DROP TABLE inbound_phone_checks;
+             DELETE FROM schema_migrations WHERE version IN (2, 3, 4, 5);",
         )
         .await;
     assert_eq!(
@@ -87,7 +91,7 @@ async fn a_version_1_database_upgrades_to_version_2(database: &TestDatabase) {
         database
             .query_i64("SELECT COUNT(*) FROM schema_migrations")
             .await,
-        4
+        5
     );
     assert_eq!(
         database
@@ -142,7 +146,10 @@ async fn a_version_2_database_upgrades_to_version_3(database: &TestDatabase) {
             "DROP TABLE deliveries;
              DROP TABLE one_time_codes;
              DROP TABLE code_sends;
-             DELETE FROM schema_migrations WHERE version IN (3, 4);",
+             DROP TABLE phone_factors;
+             DROP TABLE email_factors;
+             DROP TABLE inbound_phone_checks;
+             DELETE FROM schema_migrations WHERE version IN (3, 4, 5);",
         )
         .await;
     assert_eq!(
@@ -157,7 +164,7 @@ async fn a_version_2_database_upgrades_to_version_3(database: &TestDatabase) {
         database
             .query_i64("SELECT CAST(MAX(version) AS BIGINT) FROM schema_migrations")
             .await,
-        4
+        5
     );
     assert_eq!(
         stores.factors.recovery_codes_left(user_id).await.unwrap(),
@@ -184,7 +191,10 @@ async fn a_version_3_database_upgrades_to_version_4(database: &TestDatabase) {
         .execute_raw(
             "DROP TABLE one_time_codes;
              DROP TABLE code_sends;
-             DELETE FROM schema_migrations WHERE version = 4;",
+             DROP TABLE phone_factors;
+             DROP TABLE email_factors;
+             DROP TABLE inbound_phone_checks;
+             DELETE FROM schema_migrations WHERE version IN (4, 5);",
         )
         .await;
     assert_eq!(
@@ -199,7 +209,7 @@ async fn a_version_3_database_upgrades_to_version_4(database: &TestDatabase) {
         database
             .query_i64("SELECT CAST(MAX(version) AS BIGINT) FROM schema_migrations")
             .await,
-        4
+        5
     );
     assert_eq!(
         stores.factors.recovery_codes_left(user_id).await.unwrap(),
@@ -229,6 +239,92 @@ async fn a_version_3_database_upgrades_to_version_4(database: &TestDatabase) {
     );
     stores.codes.record_send("user:a", at(0)).await.unwrap();
     assert_eq!(stores.codes.sends_since("user:a", at(0)).await.unwrap(), 1);
+}
+
+/// A database last opened by a build that knew only version 4 gains the phone and email
+/// factor tables and the inbound phone checks, and what it held before is untouched.
+async fn a_version_4_database_upgrades_to_version_5(database: &TestDatabase) {
+    let stores = database.open().await;
+    let user_id = insert_user(&stores, "alice@example.com").await;
+    stores
+        .factors
+        .replace_recovery_codes(user_id, &[code_hash(1)], at(0))
+        .await
+        .unwrap();
+    stores.codes.record_send("user:a", at(0)).await.unwrap();
+    drop(stores);
+    database
+        .execute_raw(
+            "DROP TABLE phone_factors;
+             DROP TABLE email_factors;
+             DROP TABLE inbound_phone_checks;
+             DELETE FROM schema_migrations WHERE version = 5;",
+        )
+        .await;
+    let new_tables = if database.is_sqlite() {
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' \
+         AND name IN ('phone_factors', 'email_factors', 'inbound_phone_checks')"
+    } else {
+        "SELECT COUNT(*) FROM information_schema.tables \
+         WHERE table_name IN ('phone_factors', 'email_factors', 'inbound_phone_checks')"
+    };
+    assert_eq!(database.query_i64(new_tables).await, 0);
+    assert_eq!(
+        database
+            .query_i64("SELECT CAST(MAX(version) AS BIGINT) FROM schema_migrations")
+            .await,
+        4
+    );
+
+    let stores = database.open().await;
+    assert_eq!(
+        database
+            .query_i64("SELECT CAST(MAX(version) AS BIGINT) FROM schema_migrations")
+            .await,
+        5
+    );
+    assert_eq!(database.query_i64(new_tables).await, 3);
+    assert_eq!(
+        stores.factors.recovery_codes_left(user_id).await.unwrap(),
+        1
+    );
+    assert_eq!(stores.codes.sends_since("user:a", at(0)).await.unwrap(), 1);
+    stores
+        .factors
+        .set_phone_factor(user_id, "+447700900123", at(1))
+        .await
+        .unwrap();
+    stores
+        .factors
+        .enable_email_factor(user_id, at(1))
+        .await
+        .unwrap();
+    stores
+        .codes
+        .replace_inbound_check(&twofold_core::store::NewInboundCheck {
+            user_id,
+            phone: "+447700900123".to_owned(),
+            code_hash: code_hash(2),
+            expires_at: at(600),
+            created_at: at(1),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        stores
+            .codes
+            .mark_inbound_received("+447700900123", &code_hash(2), at(2))
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(
+        stores
+            .users
+            .set_email_verified(user_id, at(3))
+            .await
+            .unwrap()
+    );
 }
 
 async fn concurrent_opens_all_succeed(database: &TestDatabase) {

@@ -1,8 +1,12 @@
-//! The authenticator-app pages over HTTP, as a browser without JavaScript uses them: fetch a
-//! page, take the CSRF token (and the key) from its HTML, post the form. Codes come from the
-//! independent TOTP of `totp.rs`, and the page's QR code is read back with `zbarimg`.
+//! The pages over HTTP, as a browser without JavaScript uses them: fetch a page, take the CSRF
+//! token (and the key) from its HTML, post the form. Authenticator codes come from the
+//! independent TOTP of `totp.rs`, and the page's QR code is read back with `zbarimg`; codes by
+//! text and email come from the outbox.
 
 mod account;
+mod email;
+mod phone;
+mod second_step;
 mod signin;
 
 use reqwest::header::HeaderMap;
@@ -125,6 +129,39 @@ impl<'a> Browser<'a> {
             Page::from(self.submit("/account/totp/setup", &[("code", &code)]).await).await;
         assert_eq!(confirmed.status, StatusCode::OK);
         (secret, listed_codes(&confirmed.html))
+    }
+}
+
+/// The number the phone tests type (with country GB), and where its texts go.
+pub(super) const NATIONAL_PHONE: &str = "0121 234 5678";
+pub(super) const PHONE_E164: &str = "+441212345678";
+
+impl Browser<'_> {
+    /// POSTs a form and reads the page it answers.
+    async fn submit_page(&self, path: &str, fields: &[(&str, &str)]) -> Page {
+        Page::from(self.submit(path, fields).await).await
+    }
+
+    /// A user held at enrollment sets up text messages through the pages, with
+    /// [`NATIONAL_PHONE`] in the United Kingdom: the recovery codes.
+    async fn enroll_by_phone(&mut self, email: &str) -> Vec<String> {
+        self.app.create_user(email, Some(PASSWORD), true).await;
+        self.sign_in(email).await;
+        self.open("/account/phone").await;
+        let sent = self
+            .submit_page(
+                "/account/phone",
+                &[("country", "GB"), ("phone", NATIONAL_PHONE)],
+            )
+            .await;
+        assert_eq!(sent.status, StatusCode::OK, "{}", sent.html);
+        let to = self.app.messages_to(PHONE_E164);
+        let code = crate::helpers::code_in(to.last().unwrap()["body"].as_str().unwrap()).unwrap();
+        let confirmed = self
+            .submit_page("/account/phone/confirm", &[("code", &code)])
+            .await;
+        assert_eq!(confirmed.status, StatusCode::OK);
+        listed_codes(&confirmed.html)
     }
 }
 
