@@ -28,6 +28,8 @@ pub enum CodePurpose {
     DisableTwoFactor,
     /// Resetting the second factors from the fallback phone at login.
     FallbackReset,
+    /// Making a new set of recovery codes without the password (seed 002).
+    NewRecoveryCodes,
 }
 
 impl CodePurpose {
@@ -40,6 +42,7 @@ impl CodePurpose {
             CodePurpose::LoginEmail => "login_email",
             CodePurpose::DisableTwoFactor => "disable_2fa",
             CodePurpose::FallbackReset => "fallback_reset",
+            CodePurpose::NewRecoveryCodes => "recovery_codes",
         }
     }
 
@@ -52,6 +55,7 @@ impl CodePurpose {
             CodePurpose::LoginSms | CodePurpose::LoginEmail => "Your sign-in code",
             CodePurpose::DisableTwoFactor => "Turn off two-factor authentication",
             CodePurpose::FallbackReset => "Reset two-factor authentication",
+            CodePurpose::NewRecoveryCodes => "Make new recovery codes",
         }
     }
 
@@ -64,6 +68,7 @@ impl CodePurpose {
             CodePurpose::LoginSms | CodePurpose::LoginEmail => "finish signing in",
             CodePurpose::DisableTwoFactor => "turn off two-factor authentication",
             CodePurpose::FallbackReset => "reset your two-factor authentication",
+            CodePurpose::NewRecoveryCodes => "make new recovery codes",
         }
     }
 }

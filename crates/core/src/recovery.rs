@@ -12,6 +12,7 @@ use twofold_otp::RecoveryCode;
 
 use crate::factors::FactorError;
 use crate::login::ActiveSession;
+use crate::notices::CodePurpose;
 use crate::service::Service;
 use crate::session::SessionState;
 use crate::user::UserId;
@@ -65,6 +66,59 @@ impl Service {
         }
         let codes = self.issue_recovery_codes(session.user.id).await?;
         self.notify(&session.user, crate::notices::Notice::NewRecoveryCodes)
+            .await;
+        Ok(codes)
+    }
+
+    /// Emails the code that makes new recovery codes without the password (seed 002: "Send
+    /// verification code to your registered email").
+    #[tracing::instrument(skip_all, fields(user_id = %session.user.id))]
+    pub async fn send_recovery_codes_code(
+        &self,
+        session: &ActiveSession,
+    ) -> Result<(), FactorError> {
+        let user = &session.user;
+        if session.state != SessionState::Authenticated {
+            return Err(FactorError::SessionEnded);
+        }
+        if !self.has_second_factor(user).await? {
+            return Err(FactorError::NoSecondFactor);
+        }
+        self.refuse_while_locked(user.id).await?;
+        let purpose = CodePurpose::NewRecoveryCodes;
+        let code = self
+            .issue_code(user, purpose.as_str(), user.email.as_str())
+            .await?;
+        self.email_code(user, purpose, &code).await?;
+        Ok(())
+    }
+
+    /// Makes new recovery codes with the emailed code instead of the password; every earlier
+    /// code stops working.
+    #[tracing::instrument(skip_all, fields(user_id = %session.user.id))]
+    pub async fn regenerate_recovery_codes_with_code(
+        &self,
+        session: &ActiveSession,
+        code: &str,
+    ) -> Result<Vec<String>, FactorError> {
+        let user = &session.user;
+        if session.state != SessionState::Authenticated {
+            return Err(FactorError::SessionEnded);
+        }
+        if !self.has_second_factor(user).await? {
+            return Err(FactorError::NoSecondFactor);
+        }
+        self.refuse_while_locked(user.id).await?;
+        match self
+            .check_code(user, CodePurpose::NewRecoveryCodes.as_str(), code)
+            .await
+        {
+            Ok(destination) if destination == user.email.as_str() => {}
+            Ok(_) => return Err(self.fail_code(user.id).await),
+            Err(error) => return Err(self.fail_typed_code(user, error).await),
+        }
+        let codes = self.issue_recovery_codes(user.id).await?;
+        self.notify(user, crate::notices::Notice::NewRecoveryCodes)
             .await;
         Ok(codes)
     }

@@ -24,6 +24,7 @@ The session is the cookie `twofold_session` (`__Host-twofold_session` behind an 
         totp::start,
         totp::confirm,
         totp::regenerate_recovery_codes,
+        totp::send_recovery_codes_code,
         phone::start,
         phone::confirm,
         phone::start_inbound,
@@ -39,7 +40,7 @@ The session is the cookie `twofold_session` (`__Host-twofold_session` behind an 
         meta::healthz,
         meta::openapi,
     ),
-    components(schemas(ErrorBody, login::LoginRequest, login::NewPasswordRequest, login::EmptyBody, login::VerifyRequest, totp::StartTotpRequest, totp::TotpEnrollmentResponse, totp::CodeRequest, totp::PasswordRequest, totp::RecoveryCodesResponse, login::LoginStateResponse, account::AccountResponse, phone::PhoneRequest, phone::CodeSentResponse, phone::InboundChallengeResponse, two_factor::SendCodeRequest)),
+    components(schemas(ErrorBody, login::LoginRequest, login::NewPasswordRequest, login::EmptyBody, login::VerifyRequest, totp::StartTotpRequest, totp::TotpEnrollmentResponse, totp::CodeRequest, totp::PasswordRequest, totp::NewRecoveryCodesRequest, totp::RecoveryCodesResponse, login::LoginStateResponse, account::AccountResponse, phone::PhoneRequest, phone::CodeSentResponse, phone::InboundChallengeResponse, two_factor::SendCodeRequest)),
     tags(
         (name = "login", description = "The login state machine"),
         (name = "account", description = "The signed-in user's account"),

@@ -10,6 +10,7 @@ pub mod forms;
 pub mod login;
 pub mod phone;
 pub mod recovery;
+pub mod recovery_email;
 pub mod reset;
 pub mod totp;
 pub mod two_factor;

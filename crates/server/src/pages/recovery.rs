@@ -67,6 +67,8 @@ pub struct PasswordPage<'a> {
     pub action: &'a str,
     pub button: &'a str,
     pub error: Option<&'a str>,
+    /// Another way to prove it is you: `(href, text)`.
+    pub alternative: Option<(&'a str, &'a str)>,
 }
 
 #[derive(Deserialize)]
@@ -122,6 +124,10 @@ fn new_codes_form<'a>(csrf: &'a str, email: &'a str, error: Option<&'a str>) -> 
         action: "/account/recovery-codes",
         button: "Create new recovery codes",
         error,
+        alternative: Some((
+            "/account/recovery-codes/email",
+            "Send a verification code to your email instead",
+        )),
     }
 }
 

@@ -152,6 +152,7 @@ fn change_form<'a>(csrf: &'a str, email: &'a str, error: Option<&'a str>) -> Pas
         action: "/account/totp/change",
         button: "Retrieve new code",
         error,
+        alternative: None,
     }
 }
 

@@ -30,7 +30,7 @@ const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10
 /// Every route and its gate.
 #[rustfmt::skip] // one route per line reads as a table
 pub fn table(state: AppState) -> RouteTable {
-    use crate::pages::{account as account_page, email as email_pages, enroll as enroll_pages, login as login_pages, phone as phone_pages, recovery as recovery_pages, reset as reset_pages, totp as totp_pages, two_factor as two_factor_pages, verify as verify_page};
+    use crate::pages::{account as account_page, email as email_pages, enroll as enroll_pages, login as login_pages, phone as phone_pages, recovery as recovery_pages, recovery_email as recovery_email_pages, reset as reset_pages, totp as totp_pages, two_factor as two_factor_pages, verify as verify_page};
     RouteTable::new(state)
         // JSON API
         .route("/api/v1/login", Gate::OptionalSession, post(login::login))
@@ -44,6 +44,7 @@ pub fn table(state: AppState) -> RouteTable {
         .route("/api/v1/account/totp", Gate::Api(ENROLLED_OR_ENROLLING), post(totp::start))
         .route("/api/v1/account/totp/confirm", Gate::Api(ENROLLED_OR_ENROLLING), post(totp::confirm))
         .route("/api/v1/account/recovery-codes", Gate::Api(AUTHENTICATED), post(totp::regenerate_recovery_codes))
+        .route("/api/v1/account/recovery-codes/send-code", Gate::Api(AUTHENTICATED), post(totp::send_recovery_codes_code))
         .route("/api/v1/account/phone", Gate::Api(ENROLLED_OR_ENROLLING), post(phone::start))
         .route("/api/v1/account/phone/confirm", Gate::Api(ENROLLED_OR_ENROLLING), post(phone::confirm))
         .route("/api/v1/account/phone/inbound", Gate::Api(ENROLLED_OR_ENROLLING), post(phone::start_inbound))
@@ -71,6 +72,8 @@ pub fn table(state: AppState) -> RouteTable {
         .route("/account/totp/setup", Gate::Page(ENROLLED_OR_ENROLLING), get(totp_pages::setup_page).post(totp_pages::setup_submit))
         .route("/account/totp/change", Gate::Page(AUTHENTICATED), get(totp_pages::change_page).post(totp_pages::change_submit))
         .route("/account/recovery-codes", Gate::Page(AUTHENTICATED), get(recovery_pages::new_codes_page).post(recovery_pages::new_codes_submit))
+        .route("/account/recovery-codes/email", Gate::Page(AUTHENTICATED), get(recovery_email_pages::intro).post(recovery_email_pages::send))
+        .route("/account/recovery-codes/email/confirm", Gate::Page(AUTHENTICATED), get(recovery_email_pages::code_form).post(recovery_email_pages::confirm))
         .route("/account/two-factor", Gate::Page(AUTHENTICATED), get(enroll_pages::account_chooser_page))
         .route("/account/phone", Gate::Page(ENROLLED_OR_ENROLLING), get(phone_pages::phone_form).post(phone_pages::phone_submit))
         .route("/account/phone/confirm", Gate::Page(ENROLLED_OR_ENROLLING), get(phone_pages::confirm_form).post(phone_pages::confirm_submit))

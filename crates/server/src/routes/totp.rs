@@ -112,21 +112,70 @@ pub fn confirmed_response(state: &AppState, confirmed: FactorConfirmed) -> Respo
     response
 }
 
-/// Makes a new set of recovery codes; every earlier code stops working.
-#[utoipa::path(post, path = "/api/v1/account/recovery-codes", tag = "account", request_body = PasswordRequest,
+/// The proof that allows new recovery codes: the password, or a code emailed by
+/// `/api/v1/account/recovery-codes/send-code`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewRecoveryCodesRequest {
+    #[schema(value_type = Option<String>, format = Password)]
+    #[serde(default)]
+    pub password: Option<SecretString>,
+    #[schema(example = "123456")]
+    #[serde(default)]
+    pub code: Option<String>,
+}
+
+/// Makes a new set of recovery codes; every earlier code stops working. Needs the current
+/// `password`, or instead the `code` emailed by `/api/v1/account/recovery-codes/send-code`.
+#[utoipa::path(post, path = "/api/v1/account/recovery-codes", tag = "account", request_body = NewRecoveryCodesRequest,
     responses(
         (status = 200, body = RecoveryCodesResponse),
-        (status = 401, description = "`invalid_credentials` or `unauthenticated`", body = ErrorBody),
+        (status = 401, description = "`invalid_credentials`, `invalid_code` or `unauthenticated`", body = ErrorBody),
         (status = 409, description = "`no_second_factor`", body = ErrorBody),
+        (status = 422, description = "`invalid_body`: give exactly one of `password` and `code`", body = ErrorBody),
+        (status = 429, description = "`too_many_attempts`, with `Retry-After`", body = ErrorBody),
     ))]
 pub async fn regenerate_recovery_codes(
     State(state): State<AppState>,
     CurrentSession(session): CurrentSession,
-    JsonBody(request): JsonBody<PasswordRequest>,
+    JsonBody(request): JsonBody<NewRecoveryCodesRequest>,
 ) -> Result<axum::Json<RecoveryCodesResponse>, ApiError> {
-    let recovery_codes = state
-        .service
-        .regenerate_recovery_codes(&session, &request.password)
-        .await?;
+    let recovery_codes = match (request.password, request.code) {
+        (Some(password), None) => {
+            state
+                .service
+                .regenerate_recovery_codes(&session, &password)
+                .await?
+        }
+        (None, Some(code)) => {
+            state
+                .service
+                .regenerate_recovery_codes_with_code(&session, &code)
+                .await?
+        }
+        _ => {
+            return Err(ApiError::new(
+                axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_body",
+                "give either the password or the emailed code",
+            ));
+        }
+    };
     Ok(axum::Json(RecoveryCodesResponse { recovery_codes }))
+}
+
+/// Emails a code that allows new recovery codes without the password (seed 002).
+#[utoipa::path(post, path = "/api/v1/account/recovery-codes/send-code", tag = "account", request_body = crate::routes::login::EmptyBody,
+    responses(
+        (status = 202, description = "The code is on its way"),
+        (status = 409, description = "`no_second_factor`", body = ErrorBody),
+        (status = 429, description = "`too_many_codes` or `too_many_attempts`, with `Retry-After`", body = ErrorBody),
+    ))]
+pub async fn send_recovery_codes_code(
+    State(state): State<AppState>,
+    CurrentSession(session): CurrentSession,
+    JsonBody(_empty): JsonBody<crate::routes::login::EmptyBody>,
+) -> Result<Response, ApiError> {
+    state.service.send_recovery_codes_code(&session).await?;
+    Ok(axum::http::StatusCode::ACCEPTED.into_response())
 }

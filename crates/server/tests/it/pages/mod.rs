@@ -6,6 +6,7 @@
 mod account;
 mod email;
 mod phone;
+mod recovery_email;
 mod second_step;
 mod signin;
 
