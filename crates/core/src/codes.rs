@@ -15,7 +15,7 @@ use time::{Duration, OffsetDateTime};
 
 use crate::service::Service;
 use crate::session::RandomError;
-use crate::store::{CodeCheck, NewCode, StoreError};
+use crate::store::{CodeCheck, NewCode, SendLimit, StoreError};
 use crate::user::{User, UserId};
 
 /// How long a code is accepted after it was sent.
@@ -129,22 +129,35 @@ impl Service {
             &[(RESEND_INTERVAL, 1), (SEND_WINDOW, MAX_SENDS_PER_WINDOW)];
         let per_destination: &[(Duration, u32)] = &[(SEND_WINDOW, MAX_SENDS_PER_WINDOW)];
         let keys = [user_key, destination_key];
-        let mut wait: Option<Duration> = None;
-        for (key, rules) in keys.iter().zip([per_user, per_destination]) {
-            if let Some(key_wait) = self.resend_wait(key, rules, now).await? {
-                wait = Some(wait.map_or(key_wait, |wait| wait.max(key_wait)));
-            }
-        }
-        if let Some(retry_after) = wait {
+        let rules = [per_user, per_destination];
+        // A quick look first, for the common refusal and its Retry-After.
+        if let Some(retry_after) = self.longest_wait(&keys, &rules, now).await? {
             tracing::info!("one-time code refused: resend throttle");
             return Err(CodeError::Throttled { retry_after });
         }
-        let code = generate_code()?;
-        // The sends are recorded before the code exists: a failure in between leaves the user
-        // throttled without a code rather than with an unthrottled one.
-        for key in &keys {
-            self.stores.codes.record_send(key, now).await?;
+        // Then the decision, atomic across requests and instances: the sends are recorded
+        // only if every limit still has room, before the code exists (a failure in between
+        // leaves the user throttled without a code rather than with an unthrottled one).
+        let limits: Vec<SendLimit<'_>> = keys
+            .iter()
+            .zip(rules)
+            .flat_map(|(key, key_rules)| {
+                key_rules.iter().map(move |&(window, max)| SendLimit {
+                    key,
+                    since: now - window,
+                    max,
+                })
+            })
+            .collect();
+        if !self.stores.codes.admit_send(&limits, now).await? {
+            let retry_after = self
+                .longest_wait(&keys, &rules, now)
+                .await?
+                .unwrap_or(Duration::seconds(1));
+            tracing::info!("one-time code refused: resend throttle (concurrent sends)");
+            return Err(CodeError::Throttled { retry_after });
         }
+        let code = generate_code()?;
         self.stores
             .codes
             .replace_code(&NewCode {
@@ -199,6 +212,22 @@ impl Service {
     pub async fn purge_old_code_sends(&self) -> Result<u64, CodeError> {
         let cutoff = self.clock.now() - SEND_WINDOW;
         Ok(self.stores.codes.delete_sends_before(cutoff).await?)
+    }
+
+    /// The longest wait any key's rules impose at `now`, if any.
+    async fn longest_wait(
+        &self,
+        keys: &[String],
+        rules: &[&[(Duration, u32)]],
+        now: OffsetDateTime,
+    ) -> Result<Option<Duration>, CodeError> {
+        let mut wait: Option<Duration> = None;
+        for (key, key_rules) in keys.iter().zip(rules) {
+            if let Some(key_wait) = self.resend_wait(key, key_rules, now).await? {
+                wait = Some(wait.map_or(key_wait, |wait| wait.max(key_wait)));
+            }
+        }
+        Ok(wait)
     }
 
     /// How long a send under `key` must still wait, if at all. A send leaves the throttle's

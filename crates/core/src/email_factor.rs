@@ -23,6 +23,8 @@ impl Service {
         if user.email_verified {
             return Err(FactorError::EmailAlreadyVerified);
         }
+        // A locked account is sent no codes.
+        self.refuse_while_locked(user.id).await?;
         let purpose = CodePurpose::EmailVerify;
         let code = self
             .issue_code(user, purpose.as_str(), user.email.as_str())
@@ -42,11 +44,15 @@ impl Service {
         if user.email_verified {
             return Err(FactorError::EmailAlreadyVerified);
         }
-        let destination = self
+        // Wrong codes count towards the account's lockout like every other code.
+        self.refuse_while_locked(user.id).await?;
+        match self
             .check_code(user, CodePurpose::EmailVerify.as_str(), code)
-            .await?;
-        if destination != user.email.as_str() {
-            return Err(FactorError::InvalidCode);
+            .await
+        {
+            Ok(destination) if destination == user.email.as_str() => {}
+            Ok(_) => return Err(self.fail_code(user.id).await),
+            Err(error) => return Err(self.fail_typed_code(user, error).await),
         }
         self.stores
             .users

@@ -341,6 +341,18 @@ pub trait CodeStore: Send + Sync {
     /// the resend throttle.
     async fn record_send(&self, key: &str, now: OffsetDateTime) -> Result<(), StoreError>;
 
+    /// Admits one send only if, for every limit, fewer than `limit.max` sends are recorded
+    /// under `limit.key` at or after `limit.since`; then records one send at `now` under each
+    /// distinct key of `limits`. Check and record are one atomic step (SQLite: one IMMEDIATE
+    /// transaction; PostgreSQL: a transaction holding an advisory lock per key), so concurrent
+    /// callers, on any instance, never together exceed a limit. `false`: refused, nothing
+    /// recorded.
+    async fn admit_send(
+        &self,
+        limits: &[SendLimit<'_>],
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+
     /// How many sends under `key` were recorded at or after `since`.
     async fn sends_since(&self, key: &str, since: OffsetDateTime) -> Result<u32, StoreError>;
 
@@ -377,6 +389,14 @@ pub trait CodeStore: Send + Sync {
         user_id: UserId,
         now: OffsetDateTime,
     ) -> Result<Option<String>, StoreError>;
+}
+
+/// One limit on sends (see [`CodeStore::admit_send`]).
+#[derive(Debug, Clone, Copy)]
+pub struct SendLimit<'a> {
+    pub key: &'a str,
+    pub since: OffsetDateTime,
+    pub max: u32,
 }
 
 /// An inbound phone check being started (see [`CodeStore::replace_inbound_check`]).

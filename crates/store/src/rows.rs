@@ -10,7 +10,9 @@ use anyhow::{Context, anyhow};
 use time::OffsetDateTime;
 use twofold_core::email::Email;
 use twofold_core::session::{SessionIdHash, SessionRecord, SessionState};
-use twofold_core::store::{FailureCount, NewTotp, NewUser, PhoneFactor, SealedSecret, TotpRecord};
+use twofold_core::store::{
+    FailureCount, NewTotp, NewUser, PhoneFactor, SealedSecret, SendLimit, TotpRecord,
+};
 use twofold_core::user::{User, UserId};
 use uuid::Uuid;
 
@@ -332,6 +334,36 @@ pub(crate) fn code_tries_left(tries: i64) -> anyhow::Result<u32> {
 /// A `COUNT(*)` as the `u32` the traits count in.
 pub(crate) fn count_to_u32(count: i64) -> anyhow::Result<u32> {
     u32::try_from(count).map_err(|_| anyhow!("COUNT(*) returned {count}, beyond u32"))
+}
+
+/// A [`SendLimit`] as both backends bind it: `since` in unix seconds, `max` widened to the
+/// `COUNT(*)` it is compared with.
+pub(crate) struct SendLimitRow {
+    pub key: String,
+    pub since: i64,
+    pub max: i64,
+}
+
+impl From<&SendLimit<'_>> for SendLimitRow {
+    fn from(limit: &SendLimit<'_>) -> Self {
+        SendLimitRow {
+            key: limit.key.to_owned(),
+            since: to_unix(limit.since),
+            max: i64::from(limit.max),
+        }
+    }
+}
+
+/// The keys of `limits`, each once, in the order they first appear: an admitted send records one
+/// row per key, however many limits name it.
+pub(crate) fn distinct_send_keys(limits: &[SendLimitRow]) -> Vec<String> {
+    let mut keys: Vec<String> = Vec::with_capacity(limits.len());
+    for limit in limits {
+        if !keys.contains(&limit.key) {
+            keys.push(limit.key.clone());
+        }
+    }
+    keys
 }
 
 /// Timestamps are stored as unix seconds: portable across both backends and free of time zones.

@@ -8,6 +8,7 @@
 //! signature (not a session cookie) authenticates it, so cross-site forms gain nothing.
 
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{OriginalUri, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -56,17 +57,29 @@ fn field<'a>(fields: &'a [(String, String)], name: &str) -> &'a str {
         (status = 200, description = "Empty TwiML (`<Response></Response>`), whether or not the text completed a check", content_type = "text/xml"),
         (status = 403, description = "`invalid_signature`: missing or wrong `X-Twilio-Signature`", body = ErrorBody),
         (status = 404, description = "`not_found`: inbound texts are not configured", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
         (status = 415, description = "Not form-encoded", body = ErrorBody),
     ))]
 pub async fn inbound(
     State(state): State<AppState>,
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let Some(token) = state.http.inbound_sms_token.as_ref() else {
         return Err(ApiError::not_found());
     };
+    let body = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            crate::json::payload_too_large()
+        } else {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_body",
+                "the request body could not be read",
+            )
+        }
+    })?;
     let fields: Vec<(String, String)> = url::form_urlencoded::parse(&body)
         .map(|(name, value)| (name.into_owned(), value.into_owned()))
         .collect();

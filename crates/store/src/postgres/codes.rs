@@ -5,19 +5,94 @@
 //! UPDATEs queue on the row lock, after which READ COMMITTED re-checks their WHERE clause
 //! against the committed row, so of concurrent callers with the right code exactly one sees it
 //! unused, and no wrong try is lost.
+//!
+//! The exception is `admit_send`, which counts and then records, and so must not interleave
+//! with another admission under the same key: see [`admit_send`].
 
 use async_trait::async_trait;
+use deadpool_postgres::Client;
 use time::OffsetDateTime;
+use tokio_postgres::IsolationLevel;
 use twofold_core::codes::MAX_TRIES;
-use twofold_core::store::{CodeCheck, CodeStore, NewCode, NewInboundCheck, StoreError};
+use twofold_core::store::{CodeCheck, CodeStore, NewCode, NewInboundCheck, SendLimit, StoreError};
 use twofold_core::user::UserId;
 
 use super::{PostgresStore, store_error};
-use crate::rows::{code_tries_left, count_to_u32, from_unix, to_unix};
+use crate::rows::{
+    SendLimitRow, code_tries_left, count_to_u32, distinct_send_keys, from_unix, to_unix,
+};
 
 fn max_tries() -> Result<i32, StoreError> {
     i32::try_from(MAX_TRIES)
         .map_err(|_| StoreError::Unexpected(anyhow::anyhow!("MAX_TRIES does not fit INTEGER")))
+}
+
+/// The advisory lock (the one-`BIGINT` key space) that admissions under `key` take: the 64-bit
+/// FNV-1a hash of the key's bytes. It is computed here, not by the server, so that the locks
+/// can be taken in the order of their ids, and it is fixed by definition, so every instance and
+/// every version agrees on it. Two keys that collide merely share a lock: their admissions wait
+/// for each other, and each still counts only its own key's rows.
+fn send_lock_id(key: &str) -> i64 {
+    const OFFSET_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    let hash = key.bytes().fold(OFFSET_BASIS, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(PRIME)
+    });
+    i64::from_be_bytes(hash.to_be_bytes())
+}
+
+/// Admits a send under `limits` (not empty) or refuses it, as one transaction.
+///
+/// Counting and then inserting is not atomic under READ COMMITTED by itself: concurrent
+/// admissions, on this instance or another, would all count the same rows and all insert. So
+/// the transaction first takes the advisory lock of every key it will count or record, sorted by
+/// lock id so that two admissions sharing keys take them in the same order and cannot deadlock.
+/// Another admission under any of those keys waits at its lock until this one ends, and since
+/// READ COMMITTED gives each statement a fresh snapshot, its counts after the wait include the
+/// rows this one committed. (The level is set, not assumed: under REPEATABLE READ the snapshot
+/// would predate the wait.) The locks end with the transaction, also when it is refused.
+async fn admit_send(
+    client: &mut Client,
+    limits: &[SendLimitRow],
+    now: i64,
+) -> Result<bool, tokio_postgres::Error> {
+    let keys = distinct_send_keys(limits);
+    let mut lock_ids: Vec<i64> = keys.iter().map(|key| send_lock_id(key)).collect();
+    lock_ids.sort_unstable();
+    lock_ids.dedup();
+    let transaction = client
+        .build_transaction()
+        .isolation_level(IsolationLevel::ReadCommitted)
+        .start()
+        .await?;
+    let lock = transaction
+        .prepare_cached("SELECT pg_advisory_xact_lock($1)")
+        .await?;
+    for lock_id in &lock_ids {
+        transaction.execute(&lock, &[lock_id]).await?;
+    }
+    let count = transaction
+        .prepare_cached("SELECT COUNT(*) FROM code_sends WHERE key = $1 AND sent_at >= $2")
+        .await?;
+    for limit in limits {
+        let sends: i64 = transaction
+            .query_one(&count, &[&limit.key, &limit.since])
+            .await?
+            .try_get(0)?;
+        if sends >= limit.max {
+            transaction.rollback().await?;
+            return Ok(false);
+        }
+    }
+    // One row per distinct key, in one statement.
+    let insert = transaction
+        .prepare_cached(
+            "INSERT INTO code_sends (key, sent_at) SELECT key, $2 FROM unnest($1::TEXT[]) AS key",
+        )
+        .await?;
+    transaction.execute(&insert, &[&keys, &now]).await?;
+    transaction.commit().await?;
+    Ok(true)
 }
 
 #[async_trait]
@@ -105,6 +180,22 @@ impl CodeStore for PostgresStore {
         )
         .await
         .map(drop)
+    }
+
+    async fn admit_send(
+        &self,
+        limits: &[SendLimit<'_>],
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        const OPERATION: &str = "admit_send";
+        if limits.is_empty() {
+            return Ok(true);
+        }
+        let limits: Vec<SendLimitRow> = limits.iter().map(SendLimitRow::from).collect();
+        let mut client = self.client(OPERATION).await?;
+        admit_send(&mut client, &limits, to_unix(now))
+            .await
+            .map_err(|error| store_error(OPERATION, error))
     }
 
     async fn sends_since(&self, key: &str, since: OffsetDateTime) -> Result<u32, StoreError> {
@@ -212,5 +303,19 @@ impl CodeStore for PostgresStore {
         row.map(|row| row.try_get(0))
             .transpose()
             .map_err(|error| store_error(OPERATION, error))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::send_lock_id;
+
+    /// The published FNV-1a 64 test vectors: every instance must derive the same lock ids.
+    #[test]
+    fn send_lock_ids_are_fnv_1a_64() {
+        let as_id = |hash: u64| i64::from_be_bytes(hash.to_be_bytes());
+        assert_eq!(send_lock_id(""), as_id(0xcbf2_9ce4_8422_2325));
+        assert_eq!(send_lock_id("a"), as_id(0xaf63_dc4c_8601_ec8c));
+        assert_eq!(send_lock_id("foobar"), as_id(0x8594_4171_f739_67e8));
     }
 }

@@ -4,16 +4,22 @@
 //! decides on its own: the upsert replaces a code whole, and `consume_code`'s two conditional
 //! UPDATEs each re-check the code's state, so a statement of another process that lands
 //! between them can only make the second one find nothing.
+//!
+//! The exception is `admit_send`, which counts and then records: it runs as one IMMEDIATE
+//! transaction, which takes the database's write lock at BEGIN, so no other connection (of
+//! this process or another) can record a send between its counts and its inserts.
 
 use async_trait::async_trait;
-use rusqlite::{OptionalExtension, params};
+use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use time::OffsetDateTime;
 use twofold_core::codes::MAX_TRIES;
-use twofold_core::store::{CodeCheck, CodeStore, NewCode, NewInboundCheck, StoreError};
+use twofold_core::store::{CodeCheck, CodeStore, NewCode, NewInboundCheck, SendLimit, StoreError};
 use twofold_core::user::UserId;
 
 use super::SqliteStore;
-use crate::rows::{code_tries_left, count_to_u32, from_unix, to_unix};
+use crate::rows::{
+    SendLimitRow, code_tries_left, count_to_u32, distinct_send_keys, from_unix, to_unix,
+};
 
 #[async_trait]
 impl CodeStore for SqliteStore {
@@ -115,6 +121,44 @@ impl CodeStore for SqliteStore {
             })
             .await
             .map(drop)
+    }
+
+    async fn admit_send(
+        &self,
+        limits: &[SendLimit<'_>],
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        if limits.is_empty() {
+            return Ok(true);
+        }
+        let limits: Vec<SendLimitRow> = limits.iter().map(SendLimitRow::from).collect();
+        let keys = distinct_send_keys(&limits);
+        self.database
+            .write("admit_send", move |connection| {
+                let transaction =
+                    connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                for limit in &limits {
+                    let count: i64 = transaction
+                        .prepare_cached(
+                            "SELECT COUNT(*) FROM code_sends WHERE key = ?1 AND sent_at >= ?2",
+                        )?
+                        .query_row(params![limit.key, limit.since], |row| row.get(0))?;
+                    if count >= limit.max {
+                        // Refused: the transaction rolls back when it drops, having written
+                        // nothing.
+                        return Ok(false);
+                    }
+                }
+                let now = to_unix(now);
+                for key in &keys {
+                    transaction
+                        .prepare_cached("INSERT INTO code_sends (key, sent_at) VALUES (?1, ?2)")?
+                        .execute(params![key, now])?;
+                }
+                transaction.commit()?;
+                Ok(true)
+            })
+            .await
     }
 
     async fn sends_since(&self, key: &str, since: OffsetDateTime) -> Result<u32, StoreError> {

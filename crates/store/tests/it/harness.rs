@@ -91,9 +91,19 @@ where
     F: Fn(Stores, usize) -> Fut,
     Fut: Future<Output = T> + Send + 'static,
 {
+    race_of(database, 16, attempt).await
+}
+
+/// [`race`] with `count` attempts.
+pub async fn race_of<T, F, Fut>(database: &TestDatabase, count: usize, attempt: F) -> Vec<T>
+where
+    T: Send + 'static,
+    F: Fn(Stores, usize) -> Fut,
+    Fut: Future<Output = T> + Send + 'static,
+{
     let instances = [database.open().await, database.open().await];
-    let barrier = Arc::new(tokio::sync::Barrier::new(16));
-    let tasks: Vec<_> = (0..16)
+    let barrier = Arc::new(tokio::sync::Barrier::new(count));
+    let tasks: Vec<_> = (0..count)
         .map(|n| {
             let barrier = barrier.clone();
             let attempt = attempt(instances[n % 2].clone(), n);

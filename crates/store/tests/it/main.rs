@@ -56,6 +56,7 @@ mod inbound_checks;
 mod migrations;
 mod phone_email;
 mod recovery_codes;
+mod send_admission;
 mod sessions;
 mod sqlite_only;
 mod throttle;

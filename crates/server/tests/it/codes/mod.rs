@@ -11,6 +11,7 @@ mod inbound;
 mod login_codes;
 mod notices;
 mod phone;
+mod races;
 mod recovery_email;
 
 use reqwest::{Client, Response, StatusCode};
