@@ -44,8 +44,9 @@ impl Service {
         if user.email_verified {
             return Err(FactorError::EmailAlreadyVerified);
         }
-        // Wrong codes count towards the account's lockout like every other code.
-        self.refuse_while_locked(user.id).await?;
+        // Wrong codes count towards the account's lockout like every other code; the right
+        // one gives its attempt back (verifying an address is no sign-in).
+        self.take_attempt(user.id).await?;
         match self
             .check_code(user, CodePurpose::EmailVerify.as_str(), code)
             .await
@@ -54,6 +55,7 @@ impl Service {
             Ok(_) => return Err(self.fail_code(user.id).await),
             Err(error) => return Err(self.fail_typed_code(user, error).await),
         }
+        self.give_back_attempt(user.id).await?;
         self.stores
             .users
             .set_email_verified(user.id, self.clock.now())
@@ -96,8 +98,8 @@ impl Service {
         if !user.email_verified {
             return Err(FactorError::EmailNotVerified);
         }
-        self.refuse_while_locked(user.id).await?;
         let first_factor = self.refuse_replacement_from_old_session(session).await?;
+        self.take_attempt(user.id).await?;
         match self
             .check_code(user, CodePurpose::EmailFactor.as_str(), code)
             .await

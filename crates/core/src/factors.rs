@@ -21,7 +21,7 @@ use crate::sealing::SealError;
 use crate::service::Service;
 use crate::session::{SessionState, SessionToken};
 use crate::store::{NewTotp, StoreError, TotpRecord};
-use crate::throttle::{remaining_lockout, second_factor_key};
+use crate::throttle::{LOCKOUT_POLICY, remaining_lockout, second_factor_key};
 use crate::user::{Method, User, UserId};
 
 #[derive(Debug, thiserror::Error)]
@@ -220,17 +220,17 @@ impl Service {
         code: &str,
     ) -> Result<FactorConfirmed, FactorError> {
         let user = &session.user;
-        self.refuse_while_locked(user.id).await?;
         let pending = self
             .stores
             .factors
             .pending_totp(user.id)
             .await?
             .ok_or(FactorError::NoPendingEnrollment)?;
+        let first_factor = self.refuse_replacement_from_old_session(session).await?;
+        self.take_attempt(user.id).await?;
         let Some(step) = self.matching_step(&pending, code)? else {
             return Err(self.fail_code(user.id).await);
         };
-        let first_factor = self.refuse_replacement_from_old_session(session).await?;
         let now = self.clock.now();
         if !self
             .stores
@@ -238,6 +238,7 @@ impl Service {
             .activate_totp(user.id, pending.id, step, now)
             .await?
         {
+            self.give_back_attempt(user.id).await?;
             // A concurrent confirmation with the same code won.
             return Err(FactorError::InvalidCode);
         }
@@ -313,7 +314,7 @@ impl Service {
             return Err(FactorError::SessionEnded);
         }
         let user = &session.user;
-        self.refuse_while_locked(user.id).await?;
+        self.take_attempt(user.id).await?;
         let now = self.clock.now();
         let accepted = match method {
             Method::Totp => match self.stores.factors.active_totp(user.id).await? {
@@ -328,6 +329,7 @@ impl Service {
                             // A right code whose step is already used: a replay or the loser of
                             // a race with the owner, not a guess, so it does not count towards
                             // a lockout (which would lock out the owner who just signed in).
+                            self.give_back_attempt(user.id).await?;
                             return Err(FactorError::InvalidCode);
                         }
                         true
@@ -403,6 +405,39 @@ impl Service {
         Ok(totp.verify(&code, unix, self.settings.totp_skew_steps))
     }
 
+    /// Takes one attempt against the user's lockout before a code is checked, counted as a
+    /// failure in advance by one conditional statement (so concurrent guesses cannot all slip
+    /// in before the first is counted); 429 while locked. A right code then clears the count
+    /// or gives the attempt back; a check that was no guess gives it back.
+    pub(crate) async fn take_attempt(&self, user_id: UserId) -> Result<(), FactorError> {
+        let key = second_factor_key(user_id);
+        let now = self.clock.now();
+        match self
+            .stores
+            .throttle
+            .take_attempt(&key, now, &LOCKOUT_POLICY)
+            .await?
+        {
+            Some(_) => Ok(()),
+            None => {
+                let count = self.stores.throttle.failures(&key).await?;
+                let retry_after = remaining_lockout(count, now).unwrap_or(Duration::seconds(1));
+                tracing::info!(user_id = %user_id, "second-factor attempt refused: locked");
+                Err(FactorError::Throttled { retry_after })
+            }
+        }
+    }
+
+    /// Gives back an attempt taken by [`Service::take_attempt`] that was no guess.
+    pub(crate) async fn give_back_attempt(&self, user_id: UserId) -> Result<(), FactorError> {
+        self.stores
+            .throttle
+            .give_back_attempt(&second_factor_key(user_id))
+            .await?;
+        Ok(())
+    }
+
+    /// Refuses while the user is locked out, without taking an attempt (before sending a code).
     pub(crate) async fn refuse_while_locked(&self, user_id: UserId) -> Result<(), FactorError> {
         let count = self
             .stores
@@ -415,20 +450,10 @@ impl Service {
         }
     }
 
-    /// Counts a wrong code; the error to answer with.
+    /// A wrong code: its attempt, taken in advance, stays counted; the error to answer with.
     pub(crate) async fn fail_code(&self, user_id: UserId) -> FactorError {
-        match self
-            .stores
-            .throttle
-            .record_failure(&second_factor_key(user_id), self.clock.now())
-            .await
-        {
-            Ok(count) => {
-                tracing::info!(user_id = %user_id, failures = count.failures, "wrong second-factor code");
-                FactorError::InvalidCode
-            }
-            Err(error) => error.into(),
-        }
+        tracing::info!(user_id = %user_id, "wrong second-factor code");
+        FactorError::InvalidCode
     }
 }
 

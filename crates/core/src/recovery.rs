@@ -108,7 +108,7 @@ impl Service {
         if !self.has_second_factor(user).await? {
             return Err(FactorError::NoSecondFactor);
         }
-        self.refuse_while_locked(user.id).await?;
+        self.take_attempt(user.id).await?;
         match self
             .check_code(user, CodePurpose::NewRecoveryCodes.as_str(), code)
             .await
@@ -117,6 +117,7 @@ impl Service {
             Ok(_) => return Err(self.fail_code(user.id).await),
             Err(error) => return Err(self.fail_typed_code(user, error).await),
         }
+        self.give_back_attempt(user.id).await?;
         let codes = self.issue_recovery_codes(user.id).await?;
         self.notify(user, crate::notices::Notice::NewRecoveryCodes)
             .await;

@@ -103,8 +103,8 @@ impl Service {
         code: &str,
     ) -> Result<FactorConfirmed, FactorError> {
         let user = &session.user;
-        self.refuse_while_locked(user.id).await?;
         let first_factor = self.refuse_replacement_from_old_session(session).await?;
+        self.take_attempt(user.id).await?;
         let phone = match self
             .check_code(user, CodePurpose::PhoneVerify.as_str(), code)
             .await

@@ -290,6 +290,34 @@ pub trait ThrottleStore: Send + Sync {
     async fn failures(&self, key: &str) -> Result<Option<FailureCount>, StoreError>;
 
     async fn clear_failures(&self, key: &str) -> Result<(), StoreError>;
+
+    /// Takes one attempt under `key` in advance, counted as a failure until the caller learns
+    /// otherwise: unless `key` is locked at `now`, adds one failure (last at `now`) and returns
+    /// the new count; when locked, changes nothing and returns `None`. Locked means `failures
+    /// >= policy.free_failures` and `last_failure_at + wait > now`, where `wait` is
+    /// `policy.first_wait_seconds << min(failures - free_failures, 16)`, capped at
+    /// `policy.longest_wait_seconds` (the rule of `crate::throttle::remaining_lockout`). One
+    /// conditional upsert decides, so of concurrent callers no more get an attempt than the
+    /// policy allows, on any instance.
+    async fn take_attempt(
+        &self,
+        key: &str,
+        now: OffsetDateTime,
+        policy: &LockoutPolicy,
+    ) -> Result<Option<FailureCount>, StoreError>;
+
+    /// Gives back an attempt taken by [`ThrottleStore::take_attempt`] that turned out not to be
+    /// a guess (a replayed code, a code that no longer exists): one failure fewer, and no row
+    /// once none is left. Never goes below zero.
+    async fn give_back_attempt(&self, key: &str) -> Result<(), StoreError>;
+}
+
+/// The lockout rule [`ThrottleStore::take_attempt`] applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LockoutPolicy {
+    pub free_failures: u32,
+    pub first_wait_seconds: i64,
+    pub longest_wait_seconds: i64,
 }
 
 /// A one-time code being sent by email or SMS (see `crate::codes`). Only its hash is stored.

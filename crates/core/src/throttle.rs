@@ -6,12 +6,19 @@
 
 use time::{Duration, OffsetDateTime};
 
-use crate::store::FailureCount;
+use crate::store::{FailureCount, LockoutPolicy};
 use crate::user::UserId;
 
 pub const FREE_FAILURES: u32 = 5;
 const FIRST_WAIT_SECONDS: i64 = 30;
 const LONGEST_WAIT_SECONDS: i64 = 15 * 60;
+
+/// The rule [`remaining_lockout`] computes, as the store applies it atomically.
+pub const LOCKOUT_POLICY: LockoutPolicy = LockoutPolicy {
+    free_failures: FREE_FAILURES,
+    first_wait_seconds: FIRST_WAIT_SECONDS,
+    longest_wait_seconds: LONGEST_WAIT_SECONDS,
+};
 
 /// The throttle key of second-factor codes (TOTP, recovery codes) for one user.
 pub fn second_factor_key(user_id: UserId) -> String {

@@ -116,7 +116,10 @@ impl Service {
             Ok(destination) => Ok(destination == expected_destination),
             Err(crate::codes::CodeError::InvalidCode) => Ok(false),
             // A replay or the loser of a race with the owner, not a guess: not counted.
-            Err(crate::codes::CodeError::NoLiveCode) => Err(FactorError::InvalidCode),
+            Err(crate::codes::CodeError::NoLiveCode) => {
+                self.give_back_attempt(user.id).await?;
+                Err(FactorError::InvalidCode)
+            }
             Err(other) => Err(other.into()),
         }
     }
@@ -162,7 +165,7 @@ impl Service {
             return Err(FactorError::SessionEnded);
         }
         Self::refuse_when_required(user)?;
-        self.refuse_while_locked(user.id).await?;
+        self.take_attempt(user.id).await?;
         match self
             .check_code(user, CodePurpose::DisableTwoFactor.as_str(), code)
             .await
@@ -209,7 +212,7 @@ impl Service {
             return Err(FactorError::SessionEnded);
         }
         let user = &session.user;
-        self.refuse_while_locked(user.id).await?;
+        self.take_attempt(user.id).await?;
         let expected = self.stores.factors.phone_factor(user.id).await?;
         let accepted = match self
             .check_code(user, CodePurpose::FallbackReset.as_str(), code)
@@ -218,7 +221,10 @@ impl Service {
             Ok(destination) => expected.is_some_and(|factor| factor.phone == destination),
             Err(crate::codes::CodeError::InvalidCode) => false,
             // No live code: no guess at one, so not counted.
-            Err(crate::codes::CodeError::NoLiveCode) => return Err(FactorError::InvalidCode),
+            Err(crate::codes::CodeError::NoLiveCode) => {
+                self.give_back_attempt(user.id).await?;
+                return Err(FactorError::InvalidCode);
+            }
             Err(other) => return Err(other.into()),
         };
         if !accepted {
@@ -268,6 +274,11 @@ impl Service {
     ) -> FactorError {
         match error {
             crate::codes::CodeError::InvalidCode => self.fail_code(user.id).await,
+            // No live code (a replay, an expired or replaced code): no guess, not counted.
+            crate::codes::CodeError::NoLiveCode => match self.give_back_attempt(user.id).await {
+                Ok(()) => FactorError::InvalidCode,
+                Err(error) => error,
+            },
             other => other.into(),
         }
     }

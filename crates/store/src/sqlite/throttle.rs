@@ -1,9 +1,9 @@
 //! [`ThrottleStore`] on SQLite.
 
 use async_trait::async_trait;
-use rusqlite::{OptionalExtension, Row, params};
+use rusqlite::{OptionalExtension, Row, TransactionBehavior, params};
 use time::OffsetDateTime;
-use twofold_core::store::{FailureCount, StoreError, ThrottleStore};
+use twofold_core::store::{FailureCount, LockoutPolicy, StoreError, ThrottleStore};
 
 use super::SqliteStore;
 use crate::rows::{FailureRow, to_unix};
@@ -68,5 +68,72 @@ impl ThrottleStore for SqliteStore {
             })
             .await
             .map(drop)
+    }
+
+    async fn take_attempt(
+        &self,
+        key: &str,
+        now: OffsetDateTime,
+        policy: &LockoutPolicy,
+    ) -> Result<Option<FailureCount>, StoreError> {
+        let key = key.to_owned();
+        let policy = *policy;
+        // One conditional upsert: a new key is inserted (never locked); an existing one is
+        // raised only if not locked, where the wait is `first << min(failures - free, 16)`
+        // capped at `longest` (64-bit integers: 16 doublings stay far from overflow). A
+        // locked key updates no row and so returns none. The single writer (and the database
+        // lock across processes) makes check and raise one step.
+        let row = self
+            .database
+            .write("take_attempt", move |connection| {
+                connection
+                    .prepare_cached(
+                        "INSERT INTO throttle_failures (key, failures, last_failure_at) \
+                         VALUES (?1, 1, ?2) \
+                         ON CONFLICT (key) DO UPDATE \
+                         SET failures = throttle_failures.failures + 1, last_failure_at = ?2 \
+                         WHERE NOT (throttle_failures.failures >= ?3 \
+                         AND throttle_failures.last_failure_at \
+                         + MIN(?5, ?4 << MIN(MAX(throttle_failures.failures - ?3, 0), 16)) > ?2) \
+                         RETURNING failures, last_failure_at",
+                    )?
+                    .query_row(
+                        params![
+                            key,
+                            to_unix(now),
+                            i64::from(policy.free_failures),
+                            policy.first_wait_seconds,
+                            policy.longest_wait_seconds,
+                        ],
+                        failure_row,
+                    )
+                    .optional()
+            })
+            .await?;
+        Ok(row.map(FailureCount::try_from).transpose()?)
+    }
+
+    async fn give_back_attempt(&self, key: &str) -> Result<(), StoreError> {
+        let key = key.to_owned();
+        // The table allows no zero count, so the last failure goes with its row. IMMEDIATE
+        // takes the write lock at BEGIN: no other process writes between the two statements.
+        self.database
+            .write("give_back_attempt", move |connection| {
+                let transaction =
+                    connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                transaction
+                    .prepare_cached(
+                        "DELETE FROM throttle_failures WHERE key = ?1 AND failures <= 1",
+                    )?
+                    .execute([&key])?;
+                transaction
+                    .prepare_cached(
+                        "UPDATE throttle_failures SET failures = failures - 1 \
+                         WHERE key = ?1 AND failures > 1",
+                    )?
+                    .execute([&key])?;
+                transaction.commit()
+            })
+            .await
     }
 }

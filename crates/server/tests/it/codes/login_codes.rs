@@ -351,10 +351,12 @@ async fn sixteen_concurrent_requests_with_one_code_have_one_winner(backend: Back
         1,
         "{statuses:?}"
     );
+    // Each check takes an attempt against the lockout before it runs, so at most five are
+    // in flight at once: the rest are told to wait (429) rather than evaluated.
     assert!(
         statuses
             .iter()
-            .all(|status| matches!(status.as_u16(), 200 | 401)),
+            .all(|status| matches!(status.as_u16(), 200 | 401 | 429)),
         "{statuses:?}"
     );
     // The losers were no guesses: the owner is not locked out.

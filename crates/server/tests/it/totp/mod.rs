@@ -3,6 +3,7 @@
 //! and the QR code is read back with a real decoder (`zbarimg`).
 
 mod flows;
+mod lockout_races;
 mod regressions;
 
 use hmac::{Hmac, Mac};
