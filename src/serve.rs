@@ -70,6 +70,8 @@ pub struct Built {
 /// Opens the stores, starts the hashing pool and sets up delivery (the outbox, or the queue
 /// in front of SMTP and the SMS gateway).
 pub async fn build_service(config: &Config, hashing_workers: usize) -> anyhow::Result<Built> {
+    // Before the database: SQLite would otherwise create the directory with the umask's mode.
+    create_private_directory(&config.data_dir)?;
     let stores = open_stores(config).await?;
     let argon2 = Argon2Settings {
         memory_kib: config.argon2_memory_kib,
@@ -92,7 +94,6 @@ pub async fn build_service(config: &Config, hashing_workers: usize) -> anyhow::R
         ..ServiceSettings::default()
     };
     let sealer = Arc::new(load_sealer(config, &stores).await?);
-    create_private_directory(&config.data_dir)?;
     let outbox = Arc::new(
         Outbox::open(config.data_dir.join("outbox"))
             .context("cannot create the outbox directory")?,
@@ -116,7 +117,6 @@ pub async fn build_service(config: &Config, hashing_workers: usize) -> anyhow::R
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
     init_logging();
-    create_private_directory(&config.data_dir)?;
     let Built { service, delivery } = build_service(&config, config.hashing_workers).await?;
     let http = HttpSettings {
         public_url: config.public_url.clone(),

@@ -96,7 +96,9 @@ async fn first_start_creates_one_admin_and_the_cli_sees_the_server_database(post
         return;
     };
     let server = install.serve().await;
-    let lines = server.stdout_lines();
+    let first = server.next_stdout_line();
+    let mut lines = vec![first];
+    lines.extend(server.stdout_lines());
     assert_eq!(lines.len(), 1, "{lines:?}");
     assert!(lines[0].contains("admin@localhost"));
     let admin_password = temporary_password(&lines[0]);
@@ -164,4 +166,24 @@ async fn first_start_creates_one_admin_and_the_cli_sees_the_server_database(post
     let again = install.serve().await;
     assert!(again.stdout_lines().is_empty());
     assert!(binary().exists());
+}
+
+/// Regression: a CLI command run before the first `serve` created the data directory (and the
+/// SQLite file in it) with the umask's mode, readable by everyone.
+#[tokio::test]
+async fn the_cli_creates_a_private_data_directory() {
+    use std::os::unix::fs::PermissionsExt;
+    let parent = tempfile::tempdir().unwrap();
+    let data_dir = parent.path().join("twofold-data");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_twofold"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("TWOFOLD_DATA_DIR", &data_dir)
+        .env("TWOFOLD_LOG", "warn")
+        .args(["user", "show", "nobody@example.com"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let mode = std::fs::metadata(&data_dir).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o700, "{mode:o}");
 }

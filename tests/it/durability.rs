@@ -14,7 +14,7 @@ async fn acknowledged_writes_survive_sigkill(postgres: bool) {
 
     // 1. The first admin is acknowledged by the printed line; kill at once.
     let server = install.serve().await;
-    let admin_password = temporary_password(&server.stdout_lines()[0]);
+    let admin_password = temporary_password(&server.next_stdout_line());
     server.kill();
 
     // 2. A password change is acknowledged by its 200; kill at once.

@@ -147,6 +147,14 @@ impl Server {
         self.lines.try_iter().collect()
     }
 
+    /// The next line printed on stdout, waiting for the thread that reads it (the server
+    /// prints before it answers `/healthz`, but the reader may not have passed it on yet).
+    pub fn next_stdout_line(&self) -> String {
+        self.lines
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the server printed no line")
+    }
+
     /// SIGKILL: no shutdown code runs.
     pub fn kill(mut self) {
         self.child.kill().unwrap();

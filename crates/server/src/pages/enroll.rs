@@ -188,6 +188,7 @@ struct EnrollPage<'a> {
     totp_allowed: bool,
     sms_allowed: bool,
     email_allowed: bool,
+    email_verified: bool,
     /// More than one factor is allowed, so "More options" can combine them.
     several: bool,
     apps: &'static [&'static str],
@@ -265,6 +266,7 @@ fn chooser(
         totp_allowed,
         sms_allowed,
         email_allowed,
+        email_verified: session.user.email_verified,
         several: [totp_allowed, sms_allowed, email_allowed]
             .iter()
             .filter(|allowed| **allowed)
