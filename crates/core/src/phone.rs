@@ -64,10 +64,16 @@ impl PhoneNumber {
 
     /// The number with all but its last two digits hidden, for logs and "we sent a code to …".
     pub fn masked(&self) -> String {
-        let digits = self.0.len().saturating_sub(1);
-        let shown = &self.0[self.0.len().saturating_sub(2)..];
-        format!("+{}{shown}", "•".repeat(digits.saturating_sub(2)))
+        mask_e164(&self.0)
     }
+}
+
+/// A stored E.164 number with all but its last two digits hidden. Works on any stored number,
+/// even one that newer libphonenumber metadata no longer calls valid.
+pub fn mask_e164(e164: &str) -> String {
+    let digits = e164.chars().count().saturating_sub(1);
+    let shown: String = e164.chars().skip(digits.saturating_sub(1)).collect();
+    format!("+{}{shown}", "•".repeat(digits.saturating_sub(2)))
 }
 
 impl fmt::Display for PhoneNumber {
@@ -148,6 +154,10 @@ mod tests {
         let number = PhoneNumber::parse("+441212345678", None).unwrap();
         assert_eq!(number.masked(), "+••••••••••78");
         assert!(!number.masked().contains("1212"));
+        // A stored number is masked alike whether or not the metadata still accepts it.
+        assert_eq!(mask_e164("+441212345678"), number.masked());
+        assert_eq!(mask_e164("+999"), "+•99");
+        assert_eq!(mask_e164(""), "+");
     }
 
     proptest! {

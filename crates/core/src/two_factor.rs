@@ -36,6 +36,16 @@ impl Service {
             .any(|method| *method != Method::RecoveryCode))
     }
 
+    /// The user's verified phone, masked for display, if they have one.
+    pub async fn masked_phone(&self, user: &User) -> Result<Option<String>, FactorError> {
+        Ok(self
+            .stores
+            .factors
+            .phone_factor(user.id)
+            .await?
+            .map(|factor| crate::phone::mask_e164(&factor.phone)))
+    }
+
     /// The user's verified phone, parsed.
     pub(crate) async fn verified_phone(
         &self,

@@ -8,6 +8,8 @@ use axum::response::Response;
 use serde::Deserialize;
 use twofold_core::throttle::retry_after_seconds;
 
+use twofold_core::login::ActiveSession;
+
 use super::{render, wait_message, with_retry_after};
 
 /// A link under a form.
@@ -69,6 +71,86 @@ pub struct EnterCodePage<'a> {
     pub next: String,
     pub resend: Option<Resend>,
     pub links: Vec<Link>,
+}
+
+/// A change a signed-in user makes with a code emailed to their registered address (turning
+/// 2FA off, new recovery codes): its words and addresses, and the two pages built from them.
+#[derive(Debug, Clone, Copy)]
+pub struct EmailedCodeStep {
+    pub title: &'static str,
+    /// What the change does, the first paragraph of the page that sends the code.
+    pub what_it_does: &'static str,
+    /// Where "Send verification code" (and "Send a new code") posts.
+    pub send_action: &'static str,
+    /// Where the code is posted.
+    pub confirm_action: &'static str,
+    pub confirm_button: &'static str,
+    /// Links under the sending form before "Cancel".
+    pub other_links: &'static [(&'static str, &'static str)],
+}
+
+impl EmailedCodeStep {
+    fn links(&self) -> Vec<Link> {
+        self.other_links
+            .iter()
+            .map(|(href, text)| Link::new(*href, text))
+            .chain([Link::new("/account", "Cancel")])
+            .collect()
+    }
+
+    /// The page that explains and sends the code.
+    pub fn intro_page<'a>(
+        &self,
+        session: &'a ActiveSession,
+        csrf: &'a str,
+        error: Option<String>,
+    ) -> SendCodePage<'a> {
+        SendCodePage {
+            title: self.title,
+            csrf,
+            signed_in: true,
+            paragraphs: vec![
+                self.what_it_does.to_owned(),
+                format!(
+                    "To check that it is you, we send a code to your registered email address, {}.",
+                    session.user.email.as_str()
+                ),
+            ],
+            error,
+            action: self.send_action,
+            button: "Send verification code",
+            next: String::new(),
+            links: self.links(),
+        }
+    }
+
+    /// The page that takes the code; `sent`: one went out just now.
+    pub fn code_page<'a>(
+        &self,
+        session: &'a ActiveSession,
+        csrf: &'a str,
+        sent: bool,
+        error: Option<String>,
+    ) -> EnterCodePage<'a> {
+        EnterCodePage {
+            title: self.title,
+            csrf,
+            signed_in: true,
+            sent_to: sent.then(|| session.user.email.as_str().to_owned()),
+            intro: (!sent).then(|| "Enter the code from the email we sent you.".to_owned()),
+            error,
+            action: self.confirm_action,
+            label: "Code from the email",
+            button: self.confirm_button,
+            prefill: String::new(),
+            next: String::new(),
+            resend: Some(Resend {
+                action: self.send_action,
+                label: "Send a new code",
+            }),
+            links: vec![Link::new("/account", "Cancel")],
+        }
+    }
 }
 
 /// A form with nothing but the CSRF token and the set-up plan.

@@ -17,7 +17,6 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use twofold_core::factors::FactorError;
 use twofold_core::login::ActiveSession;
-use twofold_core::phone::PhoneNumber;
 use twofold_core::session::SessionState;
 use twofold_core::two_factor::SentTo;
 use twofold_core::user::{Method, User};
@@ -101,28 +100,7 @@ pub struct InboundForm {
 
 /// The user's verified phone, masked, if they have one.
 pub async fn current_phone(state: &AppState, user: &User) -> Result<Option<String>, ApiError> {
-    let factor = state
-        .service
-        .stores()
-        .factors
-        .phone_factor(user.id)
-        .await
-        .map_err(FactorError::from)?;
-    Ok(
-        factor.map(|factor| match PhoneNumber::parse(&factor.phone, None) {
-            Ok(phone) => phone.masked(),
-            // A number the metadata no longer calls valid is still the user's; mask it by hand.
-            Err(_) => {
-                let digits = factor.phone.chars().count();
-                let shown: String = factor
-                    .phone
-                    .chars()
-                    .skip(digits.saturating_sub(2))
-                    .collect();
-                format!("+{}{shown}", "•".repeat(digits.saturating_sub(3)))
-            }
-        }),
-    )
+    Ok(state.service.masked_phone(user).await?)
 }
 
 fn sent_to_text(sent: SentTo) -> String {

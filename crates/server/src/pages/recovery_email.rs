@@ -6,11 +6,8 @@
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use twofold_core::login::ActiveSession;
 
-use super::forms::{
-    CodeForm, EnterCodePage, Link, NextForm, Resend, SendCodePage, code_failure, render_with,
-};
+use super::forms::{CodeForm, EmailedCodeStep, NextForm, code_failure, render_with};
 use super::recovery::codes_page;
 use super::{Csrf, PageForm, factor_failure, render};
 use crate::error::ApiError;
@@ -19,58 +16,14 @@ use crate::state::AppState;
 
 const TITLE: &str = "Create new recovery codes";
 
-fn intro_page<'a>(
-    session: &'a ActiveSession,
-    csrf: &'a str,
-    error: Option<String>,
-) -> SendCodePage<'a> {
-    SendCodePage {
-        title: TITLE,
-        csrf,
-        signed_in: true,
-        paragraphs: vec![
-            "New recovery codes replace all of your current ones: the old codes stop working at once.".to_owned(),
-            format!(
-                "To check that it is you, we send a code to your registered email address, {}.",
-                session.user.email.as_str()
-            ),
-        ],
-        error,
-        action: "/account/recovery-codes/email",
-        button: "Send verification code",
-        next: String::new(),
-        links: vec![
-            Link::new("/account/recovery-codes", "Use your password instead"),
-            Link::new("/account", "Cancel"),
-        ],
-    }
-}
-
-fn code_page<'a>(
-    session: &'a ActiveSession,
-    csrf: &'a str,
-    sent: bool,
-    error: Option<String>,
-) -> EnterCodePage<'a> {
-    EnterCodePage {
-        title: TITLE,
-        csrf,
-        signed_in: true,
-        sent_to: sent.then(|| session.user.email.as_str().to_owned()),
-        intro: (!sent).then(|| "Enter the code from the email we sent you.".to_owned()),
-        error,
-        action: "/account/recovery-codes/email/confirm",
-        label: "Code from the email",
-        button: "Create new recovery codes",
-        prefill: String::new(),
-        next: String::new(),
-        resend: Some(Resend {
-            action: "/account/recovery-codes/email",
-            label: "Send a new code",
-        }),
-        links: vec![Link::new("/account", "Cancel")],
-    }
-}
+const STEP: EmailedCodeStep = EmailedCodeStep {
+    title: TITLE,
+    what_it_does: "New recovery codes replace all of your current ones: the old codes stop working at once.",
+    send_action: "/account/recovery-codes/email",
+    confirm_action: "/account/recovery-codes/email/confirm",
+    confirm_button: "Create new recovery codes",
+    other_links: &[("/account/recovery-codes", "Use your password instead")],
+};
 
 /// `GET /account/recovery-codes/email`.
 pub async fn intro(
@@ -79,7 +32,7 @@ pub async fn intro(
     CurrentSession(session): CurrentSession,
 ) -> Result<Response, ApiError> {
     let csrf = Csrf::for_request(&state, &headers)?;
-    let page = intro_page(&session, &csrf.token, None);
+    let page = STEP.intro_page(&session, &csrf.token, None);
     Ok(csrf.apply(render(StatusCode::OK, &page)))
 }
 
@@ -92,11 +45,11 @@ pub async fn send(
     match state.service.send_recovery_codes_code(&session).await {
         Ok(()) => Ok(render(
             StatusCode::OK,
-            &code_page(&session, &form.csrf, true, None),
+            &STEP.code_page(&session, &form.csrf, true, None),
         )),
         Err(error) => match code_failure(&error) {
             Some((status, message, retry_after)) => {
-                let page = intro_page(&session, &form.csrf, Some(message));
+                let page = STEP.intro_page(&session, &form.csrf, Some(message));
                 Ok(render_with(status, &page, retry_after))
             }
             None => factor_failure(error),
@@ -111,7 +64,7 @@ pub async fn code_form(
     CurrentSession(session): CurrentSession,
 ) -> Result<Response, ApiError> {
     let csrf = Csrf::for_request(&state, &headers)?;
-    let page = code_page(&session, &csrf.token, false, None);
+    let page = STEP.code_page(&session, &csrf.token, false, None);
     Ok(csrf.apply(render(StatusCode::OK, &page)))
 }
 
@@ -135,7 +88,7 @@ pub async fn confirm(
         )),
         Err(error) => match code_failure(&error) {
             Some((status, message, retry_after)) => {
-                let page = code_page(&session, &form.csrf, false, Some(message));
+                let page = STEP.code_page(&session, &form.csrf, false, Some(message));
                 Ok(render_with(status, &page, retry_after))
             }
             None => factor_failure(error),

@@ -8,11 +8,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use twofold_core::factors::FactorError;
-use twofold_core::login::ActiveSession;
 
-use super::forms::{
-    CodeForm, EnterCodePage, Link, NextForm, Resend, SendCodePage, code_failure, render_with,
-};
+use super::forms::{CodeForm, EmailedCodeStep, NextForm, code_failure, render_with};
 use super::{Csrf, MessagePage, PageForm, factor_failure, render};
 use crate::error::ApiError;
 use crate::gate::CurrentSession;
@@ -32,55 +29,14 @@ pub fn required_page() -> Response {
     render(StatusCode::FORBIDDEN, &page)
 }
 
-fn intro_page<'a>(
-    session: &'a ActiveSession,
-    csrf: &'a str,
-    error: Option<String>,
-) -> SendCodePage<'a> {
-    SendCodePage {
-        title: TITLE,
-        csrf,
-        signed_in: true,
-        paragraphs: vec![
-            "This removes your authenticator app, phone, email codes and recovery codes: signing in will need only your password.".to_owned(),
-            format!(
-                "To check that it is you, we send a code to your registered email address, {}.",
-                session.user.email.as_str()
-            ),
-        ],
-        error,
-        action: "/account/two-factor/disable",
-        button: "Send verification code",
-        next: String::new(),
-        links: vec![Link::new("/account", "Cancel")],
-    }
-}
-
-fn code_page<'a>(
-    session: &'a ActiveSession,
-    csrf: &'a str,
-    sent: bool,
-    error: Option<String>,
-) -> EnterCodePage<'a> {
-    EnterCodePage {
-        title: TITLE,
-        csrf,
-        signed_in: true,
-        sent_to: sent.then(|| session.user.email.as_str().to_owned()),
-        intro: (!sent).then(|| "Enter the code from the email we sent you.".to_owned()),
-        error,
-        action: "/account/two-factor/disable/confirm",
-        label: "Code from the email",
-        button: "Turn off two-factor authentication",
-        prefill: String::new(),
-        next: String::new(),
-        resend: Some(Resend {
-            action: "/account/two-factor/disable",
-            label: "Send a new code",
-        }),
-        links: vec![Link::new("/account", "Cancel")],
-    }
-}
+const STEP: EmailedCodeStep = EmailedCodeStep {
+    title: TITLE,
+    what_it_does: "This removes your authenticator app, phone, email codes and recovery codes: signing in will need only your password.",
+    send_action: "/account/two-factor/disable",
+    confirm_action: "/account/two-factor/disable/confirm",
+    confirm_button: "Turn off two-factor authentication",
+    other_links: &[],
+};
 
 /// `GET /account/two-factor/disable`.
 pub async fn disable_intro(
@@ -101,7 +57,7 @@ pub async fn disable_intro(
         return Ok(render(StatusCode::OK, &page));
     }
     let csrf = Csrf::for_request(&state, &headers)?;
-    let page = intro_page(&session, &csrf.token, None);
+    let page = STEP.intro_page(&session, &csrf.token, None);
     Ok(csrf.apply(render(StatusCode::OK, &page)))
 }
 
@@ -114,12 +70,12 @@ pub async fn disable_send(
     match state.service.send_disable_code(&session).await {
         Ok(()) => Ok(render(
             StatusCode::OK,
-            &code_page(&session, &form.csrf, true, None),
+            &STEP.code_page(&session, &form.csrf, true, None),
         )),
         Err(FactorError::TwoFactorRequired) => Ok(required_page()),
         Err(error) => match code_failure(&error) {
             Some((status, message, retry_after)) => {
-                let page = intro_page(&session, &form.csrf, Some(message));
+                let page = STEP.intro_page(&session, &form.csrf, Some(message));
                 Ok(render_with(status, &page, retry_after))
             }
             None => factor_failure(error),
@@ -137,7 +93,7 @@ pub async fn disable_code_form(
         return Ok(required_page());
     }
     let csrf = Csrf::for_request(&state, &headers)?;
-    let page = code_page(&session, &csrf.token, false, None);
+    let page = STEP.code_page(&session, &csrf.token, false, None);
     Ok(csrf.apply(render(StatusCode::OK, &page)))
 }
 
@@ -152,7 +108,7 @@ pub async fn disable_confirm(
         Err(FactorError::TwoFactorRequired) => Ok(required_page()),
         Err(error) => match code_failure(&error) {
             Some((status, message, retry_after)) => {
-                let page = code_page(&session, &form.csrf, false, Some(message));
+                let page = STEP.code_page(&session, &form.csrf, false, Some(message));
                 Ok(render_with(status, &page, retry_after))
             }
             None => factor_failure(error),
