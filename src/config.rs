@@ -40,7 +40,12 @@ pub struct FileConfig {
     pub totp_issuer: Option<String>,
     pub totp_skew_steps: Option<u64>,
     pub recovery_code_count: Option<usize>,
+    pub audit_retention_days: Option<i64>,
 }
+
+/// A hundred years: retention beyond that is "keep everything", and the cutoff stays a valid
+/// date.
+const MAX_AUDIT_RETENTION_DAYS: i64 = 36_500;
 
 /// The resolved configuration.
 #[derive(Debug, Clone)]
@@ -71,6 +76,8 @@ pub struct Config {
     pub totp_issuer: String,
     pub totp_skew_steps: u64,
     pub recovery_code_count: usize,
+    /// Audit entries older than this many days are removed (the chain keeps an anchor).
+    pub audit_retention_days: i64,
 }
 
 impl Config {
@@ -142,6 +149,14 @@ impl Config {
             env("TWOFOLD_SMS_INBOUND_TOKEN").or(file.sms_inbound_token),
             sms.as_ref(),
         )?;
+        let audit_retention_days = match env("TWOFOLD_AUDIT_RETENTION_DAYS") {
+            Some(text) => text.trim().parse().map_err(|_| {
+                anyhow::anyhow!(
+                    "TWOFOLD_AUDIT_RETENTION_DAYS {text:?} is not a whole number of days"
+                )
+            })?,
+            None => file.audit_retention_days.unwrap_or(365),
+        };
         let config = Config {
             listen,
             data_dir,
@@ -166,6 +181,7 @@ impl Config {
             totp_issuer,
             totp_skew_steps: file.totp_skew_steps.unwrap_or(1),
             recovery_code_count: file.recovery_code_count.unwrap_or(10),
+            audit_retention_days,
         };
         config.check()?;
         Ok(config)
@@ -219,6 +235,11 @@ impl Config {
         }
         if self.login_step_timeout_minutes < 1 {
             bail!("login_step_timeout_minutes must be at least 1");
+        }
+        if !(1..=MAX_AUDIT_RETENTION_DAYS).contains(&self.audit_retention_days) {
+            bail!(
+                "audit_retention_days (TWOFOLD_AUDIT_RETENTION_DAYS) must be between 1 and {MAX_AUDIT_RETENTION_DAYS}"
+            );
         }
         if self.hashing_workers == 0 || self.body_limit_bytes < 1024 {
             bail!("hashing_workers must be at least 1 and body_limit_bytes at least 1024");
@@ -345,6 +366,41 @@ mod tests {
         assert_eq!(config.master_key_file, PathBuf::from("/srv/b/master.key"));
         assert_eq!(config.public_url.as_str(), "https://login.example.com/");
         assert_eq!(config.session_idle_timeout_minutes, 10);
+    }
+
+    #[test]
+    fn audit_retention_defaults_to_a_year_and_must_be_at_least_a_day() {
+        assert_eq!(resolve("", &[]).unwrap().audit_retention_days, 365);
+        assert_eq!(
+            resolve("audit_retention_days = 30", &[])
+                .unwrap()
+                .audit_retention_days,
+            30
+        );
+        assert_eq!(
+            resolve(
+                "audit_retention_days = 30",
+                &[("TWOFOLD_AUDIT_RETENTION_DAYS", "90")]
+            )
+            .unwrap()
+            .audit_retention_days,
+            90
+        );
+        for (file, env) in [
+            ("audit_retention_days = 0", ""),
+            ("audit_retention_days = -5", ""),
+            ("audit_retention_days = 36501", ""),
+            ("", "0"),
+            ("", "a year"),
+        ] {
+            let env: Vec<(&str, &str)> = if env.is_empty() {
+                vec![]
+            } else {
+                vec![("TWOFOLD_AUDIT_RETENTION_DAYS", env)]
+            };
+            let error = format!("{:#}", resolve(file, &env).unwrap_err());
+            assert!(error.contains("TWOFOLD_AUDIT_RETENTION_DAYS"), "{error}");
+        }
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The `twofold` binary: the command line, the configuration and start-up.
 
+mod audit_json;
 mod cli;
 mod config;
 mod delivery;
@@ -29,14 +30,31 @@ enum Command {
     Serve,
     /// Manages users.
     #[command(subcommand)]
-    User(cli::UserCommand),
+    User(cli::user::UserCommand),
+    /// Shows and changes the security policy.
+    #[command(subcommand)]
+    Policy(cli::policy::PolicyCommand),
+    /// Exports the audit log and checks its hash chain.
+    #[command(subcommand)]
+    Audit(cli::audit::AuditCommand),
     /// Checks email delivery: sends a test email, shows the delivery queue.
     #[command(subcommand)]
     Mail(mail::MailCommand),
 }
 
 fn main() -> ExitCode {
-    let arguments = Arguments::parse();
+    let arguments = match Arguments::try_parse() {
+        Ok(arguments) => arguments,
+        Err(error) if !error.use_stderr() => {
+            // --help and --version.
+            let _ = error.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(error) => {
+            eprintln!("twofold: {}", usage_error_line(&error));
+            return ExitCode::from(2);
+        }
+    };
     let outcome = config::Config::load(arguments.config.as_deref()).and_then(|config| {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
@@ -44,7 +62,9 @@ fn main() -> ExitCode {
         runtime.block_on(async {
             match arguments.command {
                 Command::Serve => serve::run(config).await,
-                Command::User(command) => cli::run(config, command).await,
+                Command::User(command) => cli::user::run(config, command).await,
+                Command::Policy(command) => cli::policy::run(config, command).await,
+                Command::Audit(command) => cli::audit::run(config, command).await,
                 Command::Mail(command) => mail::run(config, command).await,
             }
         })
@@ -57,4 +77,42 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// A usage error in one line, as the contract wants every failure: clap's message, its tip,
+/// and the usage of the command at fault, without the blank lines and the pointer to --help.
+fn usage_error_line(error: &clap::Error) -> String {
+    let rendered = error.render().to_string();
+    let mut message = Vec::new();
+    let mut usage = None;
+    for line in rendered
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+    {
+        if let Some(rest) = line.strip_prefix("Usage:") {
+            usage = Some(rest.trim().to_owned());
+        } else if line.starts_with("For more information") {
+            continue;
+        } else if line.starts_with("tip:") {
+            message.push(format!("({line})"));
+        } else if usage.is_none() {
+            message.push(
+                line.strip_prefix("error:")
+                    .unwrap_or(line)
+                    .trim()
+                    .to_owned(),
+            );
+        }
+    }
+    if error.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        // Clap rendered the whole help: keep only its usage.
+        message = vec!["a command is missing".to_owned()];
+    }
+    let mut line = message.join(" ");
+    if let Some(usage) = usage {
+        line.push_str(&format!("; usage: {usage}"));
+    }
+    line.push_str(" (see --help)");
+    line
 }

@@ -147,7 +147,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!(listen = %config.listen, public_url = %config.public_url, "serving");
     log_destinations(&config);
     tokio::spawn(delivery.worker(Arc::new(SystemClock)).run());
-    tokio::spawn(purge_sessions(service));
+    tokio::spawn(purge_periodically(
+        service,
+        time::Duration::days(config.audit_retention_days),
+    ));
     let limits = ConnectionLimits {
         max_connections: config.max_connections,
         ..ConnectionLimits::default()
@@ -157,7 +160,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn purge_sessions(service: Service) {
+/// Deletes what has outlived its use: expired sessions, old code sends, and audit entries
+/// past `audit_retention`.
+async fn purge_periodically(service: Service, audit_retention: time::Duration) {
     let mut interval = tokio::time::interval(PURGE_INTERVAL);
     loop {
         interval.tick().await;
@@ -170,6 +175,11 @@ async fn purge_sessions(service: Service) {
             Ok(0) => {}
             Ok(count) => tracing::debug!(count, "old code sends forgotten"),
             Err(error) => tracing::warn!(error = %error, "could not forget old code sends"),
+        }
+        match service.purge_old_audit_entries(audit_retention).await {
+            Ok(0) => {}
+            Ok(count) => tracing::info!(count, "audit entries past retention deleted"),
+            Err(error) => tracing::warn!(error = %error, "could not delete old audit entries"),
         }
     }
 }

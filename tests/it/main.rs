@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
 
+mod admin;
+mod audit;
 mod cli;
 mod codes_delivery;
 mod delivery;

@@ -3,6 +3,7 @@
 
 use secrecy::SecretString;
 
+use crate::audit::{Event, EventKind};
 use crate::email::{Email, InvalidEmail};
 use crate::hasher::HashError;
 use crate::password::{NewPassword, WeakPassword};
@@ -26,6 +27,14 @@ pub enum AccountError {
     EmailTaken,
     #[error("no such user")]
     NotFound,
+    /// An administrator tried to disable their own account or reset their own 2FA.
+    #[error(
+        "administrators cannot disable their own account or reset their own two-factor authentication"
+    )]
+    OwnAccount,
+    /// The user has chosen their own password: there is no invitation to send again.
+    #[error("the user has already signed in and chosen a password")]
+    InvitationAccepted,
     #[error(transparent)]
     WeakPassword(#[from] WeakPassword),
     #[error("the server is busy; try again shortly")]
@@ -87,9 +96,8 @@ pub struct AccountSummary {
 }
 
 impl Service {
-    /// Creates a user.
-    #[tracing::instrument(skip_all)]
-    pub async fn create_account(
+    /// Creates a user (see [`Service::create_account`] for the audited way).
+    pub(crate) async fn insert_account(
         &self,
         account: NewAccount<'_>,
     ) -> Result<CreatedAccount, AccountError> {
@@ -122,6 +130,12 @@ impl Service {
             return Ok(None);
         }
         tracing::info!(user_id = %new_user.id, "first administrator created");
+        self.audit(
+            Event::by(EventKind::UserCreated, None, Some(new_user.id))
+                .with("admin", true)
+                .with("first_admin", true),
+        )
+        .await?;
         Ok(Some(CreatedAccount {
             user: self.created(new_user),
             temporary_password,
@@ -145,53 +159,12 @@ impl Service {
             .ok_or(AccountError::NotFound)
     }
 
-    /// Requires (or stops requiring) a second factor for the user.
-    #[tracing::instrument(skip(self))]
-    pub async fn set_require_two_factor(
-        &self,
-        id: UserId,
-        required: bool,
-    ) -> Result<User, AccountError> {
-        if !self
-            .stores
-            .users
-            .set_require_2fa(id, required, self.clock.now())
-            .await?
-        {
-            return Err(AccountError::NotFound);
-        }
-        tracing::info!(user_id = %id, required, "two-factor requirement changed");
-        self.user_by_id(id).await
-    }
-
-    /// Removes every second factor of the user (the lost-device path) and ends their sessions,
-    /// which may be in the hands of whoever has the device.
-    #[tracing::instrument(skip(self))]
-    pub async fn reset_two_factor(&self, id: UserId) -> Result<User, AccountError> {
-        let user = self.user_by_id(id).await?;
-        self.stores.factors.delete_all_factors(id).await?;
-        // The lost-device path must not start behind a lockout earned with the old device.
-        self.stores
-            .throttle
-            .clear_failures(&crate::throttle::second_factor_key(id))
-            .await?;
-        let ended = self.stores.sessions.delete_user_sessions(id, None).await?;
-        tracing::info!(user_id = %id, sessions_ended = ended, "second factors reset");
-        self.notify(
-            &user,
-            crate::notices::Notice::TwoFactorReset {
-                by_administrator: true,
-            },
-        )
-        .await;
-        Ok(user)
-    }
-
     /// The account as its owner and the admin tools see it.
     pub async fn account_summary(&self, user: &User) -> Result<AccountSummary, AccountError> {
-        let methods = self.enrolled_methods(user).await?;
-        let has_factor = methods.iter().any(|method| *method != Method::RecoveryCode);
-        let two_factor = TwoFactorStatus::derive(user.two_factor_required(), has_factor);
+        let policy = self.policy().await?;
+        let methods = self.allowed_enrolled(user, &policy).await?;
+        let has_factor = !methods.is_empty();
+        let two_factor = TwoFactorStatus::derive(policy.requires_two_factor(user), has_factor);
         let recovery_codes_left = if has_factor {
             self.stores.factors.recovery_codes_left(user.id).await?
         } else {
@@ -241,6 +214,7 @@ impl Service {
             password_change_required: new_user.password_change_required,
             is_admin: new_user.is_admin,
             require_2fa: new_user.require_2fa,
+            require_2fa_since: new_user.require_2fa.then_some(new_user.created_at),
             email_verified: false,
             disabled: false,
             created_at: new_user.created_at,

@@ -13,6 +13,10 @@
 use sha2::{Digest, Sha256};
 use time::{Duration, OffsetDateTime};
 
+use crate::audit::{Event, EventKind};
+use crate::delivery::DeliveryError;
+use crate::notices::CodePurpose;
+use crate::phone::PhoneNumber;
 use crate::service::Service;
 use crate::session::RandomError;
 use crate::store::{CodeCheck, NewCode, SendLimit, StoreError};
@@ -63,6 +67,48 @@ impl From<StoreError> for CodeError {
 impl From<RandomError> for CodeError {
     fn from(error: RandomError) -> Self {
         CodeError::Unexpected(anyhow::Error::new(error))
+    }
+}
+
+impl From<DeliveryError> for CodeError {
+    fn from(error: DeliveryError) -> Self {
+        CodeError::Unexpected(anyhow::Error::new(error))
+    }
+}
+
+/// How a code reached the person, as the audit log names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CodeChannel {
+    Email,
+    Sms,
+    /// Shown on the page, for the person to text from their phone to the system number.
+    InboundSms,
+}
+
+impl CodeChannel {
+    fn as_str(self) -> &'static str {
+        match self {
+            CodeChannel::Email => "email",
+            CodeChannel::Sms => "sms",
+            CodeChannel::InboundSms => "inbound_sms",
+        }
+    }
+}
+
+/// The audit entry of a code sent to (or shown to) its user: the purpose and channel, and for
+/// a phone only its last two digits. Never the code.
+pub(crate) fn code_sent_event(
+    user_id: UserId,
+    purpose: CodePurpose,
+    channel: CodeChannel,
+    phone: Option<&PhoneNumber>,
+) -> Event {
+    let event = Event::own(EventKind::CodeSent, user_id)
+        .with("purpose", purpose.as_str())
+        .with("channel", channel.as_str());
+    match phone {
+        Some(phone) => event.with("to", phone.masked()),
+        None => event,
     }
 }
 
@@ -171,6 +217,44 @@ impl Service {
             .await?;
         tracing::info!("one-time code issued");
         Ok(code)
+    }
+
+    /// Issues a code for `purpose` and emails it to the user's address. The send is recorded
+    /// before the mail is queued: a send the audit log cannot hold does not happen.
+    pub(crate) async fn email_new_code(
+        &self,
+        user: &User,
+        purpose: CodePurpose,
+    ) -> Result<(), CodeError> {
+        let code = self
+            .issue_code(user, purpose.as_str(), user.email.as_str())
+            .await?;
+        self.audit(code_sent_event(user.id, purpose, CodeChannel::Email, None))
+            .await?;
+        self.email_code(user, purpose, &code).await?;
+        Ok(())
+    }
+
+    /// Issues a code for `purpose` and texts it to `phone`, recorded as by
+    /// [`Service::email_new_code`].
+    pub(crate) async fn text_new_code(
+        &self,
+        user: &User,
+        phone: &PhoneNumber,
+        purpose: CodePurpose,
+    ) -> Result<(), CodeError> {
+        let code = self
+            .issue_code(user, purpose.as_str(), phone.as_e164())
+            .await?;
+        self.audit(code_sent_event(
+            user.id,
+            purpose,
+            CodeChannel::Sms,
+            Some(phone),
+        ))
+        .await?;
+        self.text_code(phone, purpose, &code).await?;
+        Ok(())
     }
 
     /// Accepts the user's live code for `purpose` once and returns where it had been sent.
@@ -336,6 +420,30 @@ mod tests {
             "full-width digits"
         );
         assert_eq!(normalise_typed_code(""), None);
+    }
+
+    #[test]
+    fn a_code_sent_is_recorded_with_purpose_channel_and_a_masked_phone_only() {
+        let user = UserId::random();
+        let phone = PhoneNumber::parse("+441212345678", None).unwrap();
+        let event = code_sent_event(user, CodePurpose::LoginSms, CodeChannel::Sms, Some(&phone));
+        assert_eq!(event.kind, EventKind::CodeSent);
+        assert_eq!((event.actor, event.subject), (Some(user), Some(user)));
+        assert_eq!(event.detail["purpose"], "login_sms");
+        assert_eq!(event.detail["channel"], "sms");
+        assert_eq!(event.detail["to"], phone.masked());
+        let text = serde_json::Value::Object(event.detail).to_string();
+        assert!(!text.contains("1212345678"), "{text}");
+
+        let email = code_sent_event(
+            user,
+            CodePurpose::DisableTwoFactor,
+            CodeChannel::Email,
+            None,
+        );
+        assert_eq!(email.detail["purpose"], "disable_2fa");
+        assert_eq!(email.detail["channel"], "email");
+        assert!(!email.detail.contains_key("to"));
     }
 
     #[test]

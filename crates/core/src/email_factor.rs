@@ -6,6 +6,7 @@
 //! back up, and numbers can be ported or intercepted. Twofold offers both because people need
 //! them (seeds 001, 002, 004); the policy can forbid either (`allowed_methods`).
 
+use crate::audit::{Event, EventKind};
 use crate::factors::{FactorConfirmed, FactorError};
 use crate::login::ActiveSession;
 use crate::notices::CodePurpose;
@@ -25,11 +26,7 @@ impl Service {
         }
         // A locked account is sent no codes.
         self.refuse_while_locked(user.id).await?;
-        let purpose = CodePurpose::EmailVerify;
-        let code = self
-            .issue_code(user, purpose.as_str(), user.email.as_str())
-            .await?;
-        self.email_code(user, purpose, &code).await?;
+        self.email_new_code(user, CodePurpose::EmailVerify).await?;
         Ok(())
     }
 
@@ -56,10 +53,16 @@ impl Service {
             Err(error) => return Err(self.fail_typed_code(user, error).await),
         }
         self.give_back_attempt(user.id).await?;
-        self.stores
+        // `false`: a concurrent request verified it (and recorded that) first.
+        if self
+            .stores
             .users
             .set_email_verified(user.id, self.clock.now())
-            .await?;
+            .await?
+        {
+            self.audit(Event::own(EventKind::EmailVerified, user.id))
+                .await?;
+        }
         tracing::info!("email address verified");
         Ok(())
     }
@@ -69,18 +72,14 @@ impl Service {
     #[tracing::instrument(skip_all, fields(user_id = %session.user.id))]
     pub async fn start_email_factor(&self, session: &ActiveSession) -> Result<(), FactorError> {
         let user = &session.user;
-        if !self.settings.allowed_methods.contains(&Method::Email) {
+        if !self.policy().await?.policy.allows(Method::Email) {
             return Err(FactorError::MethodNotAllowed);
         }
         if !user.email_verified {
             return Err(FactorError::EmailNotVerified);
         }
         self.refuse_while_locked(user.id).await?;
-        let purpose = CodePurpose::EmailFactor;
-        let code = self
-            .issue_code(user, purpose.as_str(), user.email.as_str())
-            .await?;
-        self.email_code(user, purpose, &code).await?;
+        self.email_new_code(user, CodePurpose::EmailFactor).await?;
         Ok(())
     }
 
@@ -92,7 +91,7 @@ impl Service {
         code: &str,
     ) -> Result<FactorConfirmed, FactorError> {
         let user = &session.user;
-        if !self.settings.allowed_methods.contains(&Method::Email) {
+        if !self.policy().await?.policy.allows(Method::Email) {
             return Err(FactorError::MethodNotAllowed);
         }
         if !user.email_verified {
@@ -108,11 +107,12 @@ impl Service {
             Ok(_) => return Err(self.fail_code(user.id).await),
             Err(error) => return Err(self.fail_typed_code(user, error).await),
         }
+        let replaced = self.stores.factors.email_factor(user.id).await?.is_some();
         self.stores
             .factors
             .enable_email_factor(user.id, self.clock.now())
             .await?;
-        self.finish_enrollment(session, Method::Email, first_factor)
+        self.finish_enrollment(session, Method::Email, first_factor, replaced)
             .await
     }
 }

@@ -12,6 +12,7 @@ use time::Duration;
 use twofold_otp::{KeyUri, Secret, Totp, TotpCode, TotpParams};
 use uuid::Uuid;
 
+use crate::audit::{Event, EventKind};
 use crate::codes::CodeError;
 use crate::hasher::HashError;
 use crate::login::{ActiveSession, LoginError, LoginStep};
@@ -21,7 +22,7 @@ use crate::sealing::SealError;
 use crate::service::Service;
 use crate::session::{SessionState, SessionToken};
 use crate::store::{NewTotp, StoreError, TotpRecord};
-use crate::throttle::{LOCKOUT_POLICY, remaining_lockout, second_factor_key};
+use crate::throttle::{remaining_lockout, second_factor_key};
 use crate::user::{Method, User, UserId};
 
 #[derive(Debug, thiserror::Error)]
@@ -147,6 +148,9 @@ impl Service {
         password: Option<&SecretString>,
     ) -> Result<TotpEnrollment, FactorError> {
         let user = &session.user;
+        if !self.policy().await?.policy.allows(Method::Totp) {
+            return Err(FactorError::MethodNotAllowed);
+        }
         if self.stores.factors.active_totp(user.id).await?.is_some() {
             // A session from before the user enrolled must not replace what they enrolled.
             if session.state != SessionState::Authenticated {
@@ -228,10 +232,11 @@ impl Service {
             .ok_or(FactorError::NoPendingEnrollment)?;
         let first_factor = self.refuse_replacement_from_old_session(session).await?;
         self.take_attempt(user.id).await?;
-        let Some(step) = self.matching_step(&pending, code)? else {
+        let Some(step) = self.matching_step(&pending, code).await? else {
             return Err(self.fail_code(user.id).await);
         };
         let now = self.clock.now();
+        let replaced = self.stores.factors.active_totp(user.id).await?.is_some();
         if !self
             .stores
             .factors
@@ -242,7 +247,7 @@ impl Service {
             // A concurrent confirmation with the same code won.
             return Err(FactorError::InvalidCode);
         }
-        self.finish_enrollment(session, Method::Totp, first_factor)
+        self.finish_enrollment(session, Method::Totp, first_factor, replaced)
             .await
     }
 
@@ -260,17 +265,26 @@ impl Service {
         Ok(first_factor)
     }
 
-    /// After a factor was stored: clears the lockout, ends the user's other sessions (whatever
-    /// was signed in with the old set of factors), makes recovery codes when this is the first
-    /// factor, makes this session fully authenticated under a new token, and tells the owner.
+    /// After a factor was stored (`replaced`: in place of one of the same kind): records it,
+    /// clears the lockout, ends the user's other sessions (whatever was signed in with the old
+    /// set of factors), makes recovery codes when this is the first factor, makes this session
+    /// fully authenticated under a new token, and tells the owner.
     pub(crate) async fn finish_enrollment(
         &self,
         session: &ActiveSession,
         method: Method,
         first_factor: bool,
+        replaced: bool,
     ) -> Result<FactorConfirmed, FactorError> {
         let user = &session.user;
         let now = self.clock.now();
+        let added = Event::own(EventKind::FactorAdded, user.id).with("method", method.as_str());
+        self.audit(if replaced {
+            added.with("replaced", true)
+        } else {
+            added
+        })
+        .await?;
         self.stores
             .throttle
             .clear_failures(&second_factor_key(user.id))
@@ -288,7 +302,8 @@ impl Service {
             .rotate(session, SessionState::Authenticated, now)
             .await?;
         if session.state != SessionState::Authenticated {
-            self.stores.users.record_login(user.id, now).await?;
+            self.record_sign_in(user.id, Some(method), true, now)
+                .await?;
         }
         tracing::info!(
             first_factor,
@@ -314,11 +329,14 @@ impl Service {
             return Err(FactorError::SessionEnded);
         }
         let user = &session.user;
+        if !self.policy().await?.policy.allows(method) {
+            return Err(FactorError::MethodNotAllowed);
+        }
         self.take_attempt(user.id).await?;
         let now = self.clock.now();
         let accepted = match method {
             Method::Totp => match self.stores.factors.active_totp(user.id).await? {
-                Some(active) => match self.matching_step(&active, code)? {
+                Some(active) => match self.matching_step(&active, code).await? {
                     Some(step) => {
                         if !self
                             .stores
@@ -342,6 +360,8 @@ impl Service {
                 let used = self.consume_recovery_code(user.id, code).await?;
                 if used {
                     let left = self.stores.factors.recovery_codes_left(user.id).await?;
+                    self.audit(Event::own(EventKind::RecoveryCodeUsed, user.id).with("left", left))
+                        .await?;
                     self.notify(user, Notice::RecoveryCodeUsed { left }).await;
                 }
                 used
@@ -356,7 +376,9 @@ impl Service {
             }
         };
         if !accepted {
-            return Err(self.fail_code(user.id).await);
+            return Err(self
+                .fail_sign_in_code(user.id, "second_factor", Some(method))
+                .await);
         }
         self.stores
             .throttle
@@ -365,7 +387,8 @@ impl Service {
         let token = self
             .rotate(session, SessionState::Authenticated, now)
             .await?;
-        self.stores.users.record_login(user.id, now).await?;
+        self.record_sign_in(user.id, Some(method), false, now)
+            .await?;
         tracing::info!("second factor accepted");
         Ok(LoginStep {
             token,
@@ -393,7 +416,12 @@ impl Service {
     }
 
     /// The step `code` matches for this authenticator at the current time, if any.
-    fn matching_step(&self, record: &TotpRecord, code: &str) -> Result<Option<u64>, FactorError> {
+    async fn matching_step(
+        &self,
+        record: &TotpRecord,
+        code: &str,
+    ) -> Result<Option<u64>, FactorError> {
+        let skew = u64::from(self.policy().await?.policy.totp_skew_steps);
         let Ok(code) = TotpCode::parse(code, record.digits) else {
             return Ok(None);
         };
@@ -402,7 +430,7 @@ impl Service {
             .open(&record.secret, &totp_context(record.user_id, record.id))?;
         let totp = Totp::new(Secret::from_bytes(secret.to_vec()), totp_params(record)?);
         let unix = u64::try_from(self.clock.now().unix_timestamp()).unwrap_or(0);
-        Ok(totp.verify(&code, unix, self.settings.totp_skew_steps))
+        Ok(totp.verify(&code, unix, skew))
     }
 
     /// Takes one attempt against the user's lockout before a code is checked, counted as a
@@ -412,16 +440,18 @@ impl Service {
     pub(crate) async fn take_attempt(&self, user_id: UserId) -> Result<(), FactorError> {
         let key = second_factor_key(user_id);
         let now = self.clock.now();
+        let lockout = self.policy().await?.policy.lockout();
         match self
             .stores
             .throttle
-            .take_attempt(&key, now, &LOCKOUT_POLICY)
+            .take_attempt(&key, now, &lockout)
             .await?
         {
             Some(_) => Ok(()),
             None => {
                 let count = self.stores.throttle.failures(&key).await?;
-                let retry_after = remaining_lockout(count, now).unwrap_or(Duration::seconds(1));
+                let retry_after =
+                    remaining_lockout(count, now, &lockout).unwrap_or(Duration::seconds(1));
                 tracing::info!(user_id = %user_id, "second-factor attempt refused: locked");
                 Err(FactorError::Throttled { retry_after })
             }
@@ -444,16 +474,71 @@ impl Service {
             .throttle
             .failures(&second_factor_key(user_id))
             .await?;
-        match remaining_lockout(count, self.clock.now()) {
+        let lockout = self.policy().await?.policy.lockout();
+        match remaining_lockout(count, self.clock.now(), &lockout) {
             Some(retry_after) => Err(FactorError::Throttled { retry_after }),
             None => Ok(()),
         }
     }
 
     /// A wrong code: its attempt, taken in advance, stays counted; the error to answer with.
+    /// The failure that starts a lockout is recorded in the audit log and told to the owner:
+    /// someone who knows the password is guessing the second factor.
     pub(crate) async fn fail_code(&self, user_id: UserId) -> FactorError {
         tracing::info!(user_id = %user_id, "wrong second-factor code");
+        if let Err(error) = self.note_lockout(user_id).await {
+            return error;
+        }
         FactorError::InvalidCode
+    }
+
+    /// A wrong code at a sign-in step (`step`: `second_factor`, or `reset` for the fallback
+    /// phone): recorded as a failed sign-in, then counted as by [`Service::fail_code`] (whose
+    /// lockout entry, when this failure starts one, follows it in the log).
+    pub(crate) async fn fail_sign_in_code(
+        &self,
+        user_id: UserId,
+        step: &str,
+        method: Option<Method>,
+    ) -> FactorError {
+        let failed = Event::own(EventKind::SignInFailed, user_id).with("step", step);
+        let failed = match method {
+            Some(method) => failed.with("method", method.as_str()),
+            None => failed,
+        };
+        let recorded = self.audit(failed).await;
+        // Counted even when it could not be recorded: the attempt was taken already.
+        let error = self.fail_code(user_id).await;
+        match recorded {
+            Ok(()) => error,
+            Err(store) => store.into(),
+        }
+    }
+
+    async fn note_lockout(&self, user_id: UserId) -> Result<(), FactorError> {
+        let lockout = self.policy().await?.policy.lockout();
+        let count = self
+            .stores
+            .throttle
+            .failures(&second_factor_key(user_id))
+            .await?;
+        if count.map(|count| count.failures) != Some(lockout.free_failures) {
+            return Ok(());
+        }
+        self.audit(
+            Event::own(EventKind::LockedOut, user_id).with("failures", lockout.free_failures),
+        )
+        .await?;
+        if let Some(user) = self.stores.users.user_by_id(user_id).await? {
+            self.notify(
+                &user,
+                Notice::SecondFactorFailures {
+                    failures: lockout.free_failures,
+                },
+            )
+            .await;
+        }
+        Ok(())
     }
 }
 

@@ -2,6 +2,8 @@
 //! the store traits and a clock so that it knows nothing of HTTP, SQL or the wall clock.
 
 pub mod accounts;
+pub mod admin;
+pub mod audit;
 pub mod clock;
 pub mod codes;
 pub mod delivery;
@@ -13,6 +15,7 @@ pub mod login;
 pub mod notices;
 pub mod password;
 pub mod phone;
+pub mod policy;
 pub mod recovery;
 pub mod sealing;
 pub mod service;

@@ -1,20 +1,27 @@
 //! The login state machine: password, then (as the account requires) a new password, a second
 //! factor or enrollment of one, until `authenticated`. Each step rotates the session token.
+//! Refused passwords, finished sign-ins and sign-outs are recorded in the audit log.
 
 use secrecy::SecretString;
 use time::OffsetDateTime;
 
+use crate::audit::{Event, EventKind};
 use crate::email::Email;
 use crate::hasher::HashError;
 use crate::password::{LoginPassword, NewPassword, WeakPassword};
+use crate::policy::CurrentPolicy;
 use crate::service::Service;
 use crate::session::{SessionIdHash, SessionRecord, SessionState, SessionToken};
 use crate::store::{NewSession, StoreError};
-use crate::user::{Method, User};
+use crate::user::{Method, User, UserId};
 
 /// Activity is written back at most this often (or a tenth of the idle timeout, if shorter), so
 /// that reads stay reads; a session may therefore end up to this much before its idle timeout.
 const TOUCH_GRANULARITY_SECONDS: i64 = 60;
+
+/// The longest an email address can be (RFC 5321's path limit less the brackets): an address
+/// typed at a failed sign-in is recorded cut to this.
+const TYPED_EMAIL_LIMIT: usize = 254;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoginError {
@@ -65,13 +72,18 @@ pub struct ActiveSession {
     pub created_at: OffsetDateTime,
 }
 
-/// The state a login reaches once the password is right.
-pub fn state_after_password(user: &User, enrolled: &[Method]) -> SessionState {
+/// The state a login reaches once the password is right. `enrollment_due`: the user must have
+/// a second factor by now (see [`CurrentPolicy::enrollment_due`]).
+pub fn state_after_password(
+    user: &User,
+    enrolled: &[Method],
+    enrollment_due: bool,
+) -> SessionState {
     if user.password_change_required {
         SessionState::PasswordChangeRequired
     } else if !enrolled.is_empty() {
         SessionState::SecondFactor
-    } else if user.two_factor_required() {
+    } else if enrollment_due {
         SessionState::EnrollmentRequired
     } else {
         SessionState::Authenticated
@@ -87,6 +99,7 @@ impl Service {
         password: &SecretString,
     ) -> Result<LoginStep, LoginError> {
         let Some(password) = LoginPassword::parse(password) else {
+            self.audit(password_refused(None, email)).await?;
             return Err(LoginError::InvalidCredentials);
         };
         let user = match Email::parse(email) {
@@ -97,6 +110,7 @@ impl Service {
             // Spend the same time as a real check so timing does not reveal who has an account.
             self.hasher.verify_dummy(password.secret()).await?;
             tracing::info!("login for an address without an account");
+            self.audit(password_refused(None, email)).await?;
             return Err(LoginError::InvalidCredentials);
         };
         let verification = self
@@ -105,15 +119,18 @@ impl Service {
             .await?;
         if !verification.matches || user.disabled {
             tracing::info!(user_id = %user.id, "password rejected");
+            self.audit(password_refused(Some(&user), email)).await?;
             return Err(LoginError::InvalidCredentials);
         }
         if verification.needs_rehash {
             self.rehash(&user, password.secret()).await;
         }
-        let enrolled = self.enrolled_methods(&user).await?;
-        let state = state_after_password(&user, &enrolled);
-        let token = SessionToken::generate().map_err(anyhow::Error::new)?;
         let now = self.clock.now();
+        let policy = self.policy().await?;
+        let enrolled = self.allowed_enrolled(&user, &policy).await?;
+        let state =
+            state_after_password(&user, &enrolled, self.enrollment_due(&user, &policy).await?);
+        let token = SessionToken::generate().map_err(anyhow::Error::new)?;
         self.stores
             .sessions
             .insert_session(&NewSession {
@@ -124,13 +141,13 @@ impl Service {
             })
             .await?;
         if state == SessionState::Authenticated {
-            self.stores.users.record_login(user.id, now).await?;
+            self.record_sign_in(user.id, None, false, now).await?;
         }
         tracing::info!(user_id = %user.id, state = %state, "password accepted");
         Ok(LoginStep {
             token,
             state,
-            methods: self.methods_for(state, enrolled),
+            methods: methods_for(state, enrolled, &policy),
         })
     }
 
@@ -165,23 +182,32 @@ impl Service {
         {
             return Err(LoginError::SessionEnded);
         }
-        self.stores
+        let ended = self
+            .stores
             .sessions
             .delete_user_sessions(user.id, Some(&session.id_hash))
             .await?;
+        self.audit(
+            Event::own(EventKind::PasswordChanged, user.id)
+                .with("replaced_temporary", true)
+                .with("sessions_ended", ended),
+        )
+        .await?;
         let mut updated = user.clone();
         updated.password_change_required = false;
-        let enrolled = self.enrolled_methods(&updated).await?;
-        let state = state_after_password(&updated, &enrolled);
+        let policy = self.policy().await?;
+        let enrolled = self.allowed_enrolled(&updated, &policy).await?;
+        let due = self.enrollment_due(&updated, &policy).await?;
+        let state = state_after_password(&updated, &enrolled, due);
         let token = self.rotate(session, state, now).await?;
         if state == SessionState::Authenticated {
-            self.stores.users.record_login(user.id, now).await?;
+            self.record_sign_in(user.id, None, false, now).await?;
         }
         tracing::info!(state = %state, "temporary password replaced");
         Ok(LoginStep {
             token,
             state,
-            methods: self.methods_for(state, enrolled),
+            methods: methods_for(state, enrolled, &policy),
         })
     }
 
@@ -196,7 +222,8 @@ impl Service {
             return Ok(None);
         };
         let now = self.clock.now();
-        if self.has_expired(&record, now) {
+        let policy = self.policy().await?;
+        if has_expired(&record, now, &policy, self.settings.login_step_timeout) {
             self.stores.sessions.delete_session(&id_hash).await?;
             return Ok(None);
         }
@@ -210,13 +237,13 @@ impl Service {
         // An unfinished enrollment from before the user enrolled a factor elsewhere must not
         // become a way around that factor.
         if record.state == SessionState::EnrollmentRequired
-            && !self.enrolled_methods(&user).await?.is_empty()
+            && !self.allowed_enrolled(&user, &policy).await?.is_empty()
         {
             self.stores.sessions.delete_session(&id_hash).await?;
             return Ok(None);
         }
-        let granularity =
-            TOUCH_GRANULARITY_SECONDS.min(self.settings.session_idle_timeout.whole_seconds() / 10);
+        let granularity = TOUCH_GRANULARITY_SECONDS
+            .min(policy.policy.session_idle_timeout().whole_seconds() / 10);
         if (now - record.last_seen_at).whole_seconds() >= granularity {
             self.stores.sessions.touch_session(&id_hash, now).await?;
         }
@@ -230,15 +257,34 @@ impl Service {
 
     /// Ends a session (logout). Ending one that is already gone is not an error.
     pub async fn logout(&self, id_hash: &SessionIdHash) -> Result<(), LoginError> {
-        self.stores.sessions.delete_session(id_hash).await?;
+        let record = self.stores.sessions.session_by_id_hash(id_hash).await?;
+        let ended = self.stores.sessions.delete_session(id_hash).await?;
+        if let Some(record) = record.filter(|_| ended) {
+            self.audit(signed_out_event(&record)).await?;
+        }
+        Ok(())
+    }
+
+    /// A login reached `authenticated`: stamps the user's last sign-in and records it, with
+    /// the second factor passed (`None`: the password alone) and whether it was just enrolled.
+    pub(crate) async fn record_sign_in(
+        &self,
+        user_id: UserId,
+        method: Option<Method>,
+        enrolled: bool,
+        now: OffsetDateTime,
+    ) -> Result<(), LoginError> {
+        self.stores.users.record_login(user_id, now).await?;
+        self.audit(sign_in_event(user_id, method, enrolled)).await?;
         Ok(())
     }
 
     /// Deletes every session past its idle or absolute timeout; run periodically.
     pub async fn purge_expired_sessions(&self) -> Result<u64, LoginError> {
         let now = self.clock.now();
-        let idle_before = now - self.settings.session_idle_timeout;
-        let created_before = now - self.settings.session_absolute_timeout;
+        let policy = self.policy().await?;
+        let idle_before = now - policy.policy.session_idle_timeout();
+        let created_before = now - policy.policy.session_absolute_timeout();
         Ok(self
             .stores
             .sessions
@@ -246,9 +292,47 @@ impl Service {
             .await?)
     }
 
-    /// The second factors the user can sign in with (an active authenticator, a verified
-    /// phone, email codes, unused recovery codes). Recovery codes count only beside another
-    /// factor: alone they do not make 2FA enabled; see [`crate::user::TwoFactorStatus`].
+    /// The second factors the user can sign in with under the policy: those of
+    /// [`Service::enrolled_methods`] that it allows. Recovery codes count only beside an
+    /// allowed factor.
+    pub async fn usable_methods(&self, user: &User) -> Result<Vec<Method>, LoginError> {
+        let policy = self.policy().await?;
+        self.allowed_enrolled(user, &policy).await
+    }
+
+    pub(crate) async fn allowed_enrolled(
+        &self,
+        user: &User,
+        policy: &CurrentPolicy,
+    ) -> Result<Vec<Method>, LoginError> {
+        let mut methods = self.enrolled_methods(user).await?;
+        methods.retain(|method| *method == Method::RecoveryCode || policy.policy.allows(*method));
+        if methods == [Method::RecoveryCode] {
+            methods.clear();
+        }
+        Ok(methods)
+    }
+
+    /// Whether the user, having no usable second factor, must enroll one now: the policy's
+    /// rule and grace period, and also anyone whose only factors the policy no longer allows
+    /// (they had chosen two factors; dropping to one would be a downgrade).
+    pub(crate) async fn enrollment_due(
+        &self,
+        user: &User,
+        policy: &CurrentPolicy,
+    ) -> Result<bool, LoginError> {
+        Ok(policy.enrollment_due(user, self.clock.now())
+            || self
+                .enrolled_methods(user)
+                .await?
+                .iter()
+                .any(|method| *method != Method::RecoveryCode))
+    }
+
+    /// The second factors the user has (an active authenticator, a verified phone, email
+    /// codes, unused recovery codes), whether or not the policy allows them now. Recovery codes
+    /// count only beside another factor: alone they do not make 2FA enabled; see
+    /// [`crate::user::TwoFactorStatus`].
     pub async fn enrolled_methods(&self, user: &User) -> Result<Vec<Method>, LoginError> {
         let mut methods = Vec::new();
         if self.stores.factors.active_totp(user.id).await?.is_some() {
@@ -264,26 +348,6 @@ impl Service {
             methods.push(Method::RecoveryCode);
         }
         Ok(methods)
-    }
-
-    fn methods_for(&self, state: SessionState, enrolled: Vec<Method>) -> Vec<Method> {
-        match state {
-            SessionState::SecondFactor => enrolled,
-            SessionState::EnrollmentRequired => self.settings.allowed_methods.clone(),
-            SessionState::PasswordChangeRequired | SessionState::Authenticated => Vec::new(),
-        }
-    }
-
-    fn has_expired(&self, record: &SessionRecord, now: OffsetDateTime) -> bool {
-        let idle_limit = if record.state == SessionState::Authenticated {
-            self.settings.session_idle_timeout
-        } else {
-            self.settings
-                .login_step_timeout
-                .min(self.settings.session_idle_timeout)
-        };
-        now - record.last_seen_at > idle_limit
-            || now - record.created_at > self.settings.session_absolute_timeout
     }
 
     /// Moves the session to `state` under a fresh token; fails if another request moved it first.
@@ -331,19 +395,95 @@ impl Service {
     }
 }
 
+/// The audit entry of a refused password step: about the user when the address is theirs
+/// (noting a disabled account), else about nobody, with the address typed — only when it is
+/// an email address (people type passwords into the wrong field; those stay out of the log).
+fn password_refused(user: Option<&User>, typed_email: &str) -> Event {
+    let event =
+        Event::by(EventKind::SignInFailed, None, user.map(|user| user.id)).with("step", "password");
+    match user {
+        Some(user) if user.disabled => event.with("disabled", true),
+        Some(_) => event,
+        None => match Email::parse(typed_email) {
+            Ok(email) => event.with(
+                "email",
+                email
+                    .as_str()
+                    .chars()
+                    .take(TYPED_EMAIL_LIMIT)
+                    .collect::<String>(),
+            ),
+            Err(_) => event.with("email", serde_json::Value::Null),
+        },
+    }
+}
+
+fn sign_in_event(user_id: UserId, method: Option<Method>, enrolled: bool) -> Event {
+    let mut event = Event::own(EventKind::SignInSucceeded, user_id);
+    if let Some(method) = method {
+        event = event.with("method", method.as_str());
+    }
+    if enrolled {
+        event = event.with("enrolled", true);
+    }
+    event
+}
+
+/// The audit entry of an ended session; one that never reached `authenticated` (a login
+/// given up half-way) says where it stood.
+fn signed_out_event(record: &SessionRecord) -> Event {
+    let event = Event::own(EventKind::SignedOut, record.user_id);
+    if record.state == SessionState::Authenticated {
+        event
+    } else {
+        event.with("state", record.state.as_str())
+    }
+}
+
+/// The methods a step answers with: the usable ones for `second_factor`, the allowed ones
+/// for `enrollment_required`.
+pub(crate) fn methods_for(
+    state: SessionState,
+    enrolled: Vec<Method>,
+    policy: &CurrentPolicy,
+) -> Vec<Method> {
+    match state {
+        SessionState::SecondFactor => enrolled,
+        SessionState::EnrollmentRequired => policy.policy.allowed_methods.clone(),
+        SessionState::PasswordChangeRequired | SessionState::Authenticated => Vec::new(),
+    }
+}
+
+fn has_expired(
+    record: &SessionRecord,
+    now: OffsetDateTime,
+    policy: &CurrentPolicy,
+    login_step_timeout: time::Duration,
+) -> bool {
+    let idle_timeout = policy.policy.session_idle_timeout();
+    let idle_limit = if record.state == SessionState::Authenticated {
+        idle_timeout
+    } else {
+        login_step_timeout.min(idle_timeout)
+    };
+    now - record.last_seen_at > idle_limit
+        || now - record.created_at > policy.policy.session_absolute_timeout()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::user::UserId;
 
-    fn user(password_change_required: bool, require_2fa: bool, is_admin: bool) -> User {
+    fn user(password_change_required: bool) -> User {
         User {
             id: UserId::random(),
             email: Email::parse("alice@example.com").unwrap(),
             password_hash: String::new(),
             password_change_required,
-            is_admin,
-            require_2fa,
+            is_admin: false,
+            require_2fa: false,
+            require_2fa_since: None,
             email_verified: false,
             disabled: false,
             created_at: OffsetDateTime::UNIX_EPOCH,
@@ -354,25 +494,68 @@ mod tests {
     #[test]
     fn the_state_machine_after_the_password() {
         assert_eq!(
-            state_after_password(&user(true, true, true), &[Method::Totp]),
+            state_after_password(&user(true), &[Method::Totp], true),
             SessionState::PasswordChangeRequired
         );
         assert_eq!(
-            state_after_password(&user(false, false, false), &[Method::Totp]),
+            state_after_password(&user(false), &[Method::Totp], false),
             SessionState::SecondFactor
         );
         assert_eq!(
-            state_after_password(&user(false, true, false), &[]),
+            state_after_password(&user(false), &[], true),
             SessionState::EnrollmentRequired
         );
         assert_eq!(
-            state_after_password(&user(false, false, true), &[]),
-            SessionState::EnrollmentRequired,
-            "admins always need 2FA"
-        );
-        assert_eq!(
-            state_after_password(&user(false, false, false), &[]),
+            state_after_password(&user(false), &[], false),
             SessionState::Authenticated
         );
+    }
+
+    #[test]
+    fn a_refused_password_is_recorded_about_the_user_or_the_address_typed() {
+        let known = user(false);
+        let event = password_refused(Some(&known), "alice@example.com");
+        assert_eq!(event.kind, EventKind::SignInFailed);
+        assert_eq!((event.actor, event.subject), (None, Some(known.id)));
+        assert_eq!(event.detail["step"], "password");
+        assert!(!event.detail.contains_key("email") && !event.detail.contains_key("disabled"));
+
+        let disabled = User {
+            disabled: true,
+            ..user(false)
+        };
+        assert_eq!(
+            password_refused(Some(&disabled), "alice@example.com").detail["disabled"],
+            true
+        );
+
+        let unknown = password_refused(None, "Nobody@Example.com");
+        assert_eq!((unknown.actor, unknown.subject), (None, None));
+        assert_eq!(unknown.detail["email"], "nobody@example.com");
+        let password = password_refused(None, "correct horse battery staple");
+        assert_eq!(password.detail["email"], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn sign_ins_and_sign_outs_say_how() {
+        let id = UserId::random();
+        assert!(sign_in_event(id, None, false).detail.is_empty());
+        let enrolled = sign_in_event(id, Some(Method::Totp), true);
+        assert_eq!(enrolled.kind, EventKind::SignInSucceeded);
+        assert_eq!(enrolled.detail["method"], "totp");
+        assert_eq!(enrolled.detail["enrolled"], true);
+
+        let mut record = SessionRecord {
+            id_hash: SessionIdHash([0; 32]),
+            user_id: id,
+            state: SessionState::Authenticated,
+            created_at: OffsetDateTime::UNIX_EPOCH,
+            last_seen_at: OffsetDateTime::UNIX_EPOCH,
+        };
+        let out = signed_out_event(&record);
+        assert_eq!((out.kind, out.subject), (EventKind::SignedOut, Some(id)));
+        assert!(out.detail.is_empty());
+        record.state = SessionState::SecondFactor;
+        assert_eq!(signed_out_event(&record).detail["state"], "second_factor");
     }
 }

@@ -87,6 +87,16 @@ pub enum Notice {
         left: u32,
     },
     NewRecoveryCodes,
+    /// The password was right but the second step failed this many times in a row: the
+    /// account is locked for a while.
+    SecondFactorFailures {
+        failures: u32,
+    },
+    /// An administrator created the account (or sent the invitation again). The temporary
+    /// password never travels by email; the administrator hands it over.
+    Invitation {
+        sign_in_url: String,
+    },
 }
 
 fn method_words(method: Method) -> &'static str {
@@ -209,7 +219,34 @@ pub fn notice_email(user: &User, notice: &Notice) -> EmailMessage {
             "New recovery codes were made for your account; the earlier ones no longer work."
                 .to_owned(),
         ),
+        Notice::SecondFactorFailures { failures } => (
+            "Failed attempts to sign in to your account".to_owned(),
+            format!(
+                "Someone entered your password and then a wrong second-step code {failures} \
+                 times in a row, so signing in is paused for a while. If this was you, wait and \
+                 try again. If it was not, someone knows your password: change it at once."
+            ),
+        ),
+        Notice::Invitation { sign_in_url } => (
+            "An account was made for you".to_owned(),
+            format!(
+                "An administrator made an account for you. Sign in here with this email \
+                 address and the temporary password your administrator gives you:\n{sign_in_url}\n\n\
+                 You will choose your own password, and may be asked to set up a second \
+                 factor, when you first sign in."
+            ),
+        ),
     };
+    if let Notice::Invitation { .. } = notice {
+        return EmailMessage {
+            to: user.email.clone(),
+            text_body: wrap(&format!(
+                "{first}\n\nIf you did not expect this, you can ignore this email.\n"
+            )),
+            subject,
+            html_body: None,
+        };
+    }
     EmailMessage {
         to: user.email.clone(),
         text_body: wrap(&format!("{first}\n\n{NOT_YOU}\n")),
@@ -284,6 +321,7 @@ mod tests {
             password_change_required: false,
             is_admin: false,
             require_2fa: false,
+            require_2fa_since: None,
             email_verified: false,
             disabled: false,
             created_at: OffsetDateTime::UNIX_EPOCH,

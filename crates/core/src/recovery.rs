@@ -10,6 +10,7 @@ use secrecy::SecretString;
 use sha2::{Digest, Sha256};
 use twofold_otp::RecoveryCode;
 
+use crate::audit::{Event, EventKind};
 use crate::factors::FactorError;
 use crate::login::ActiveSession;
 use crate::notices::CodePurpose;
@@ -28,6 +29,14 @@ pub fn hash_recovery_code(user_id: UserId, code: &RecoveryCode) -> [u8; 32] {
         .into()
 }
 
+/// The audit entry of a new set of recovery codes made by their owner, `by` (`password` or
+/// `email_code`) the proof they gave.
+fn renewed_event(user_id: UserId, by: &str, count: usize) -> Event {
+    Event::own(EventKind::RecoveryCodesRenewed, user_id)
+        .with("by", by)
+        .with("count", count)
+}
+
 impl Service {
     /// Makes a fresh set of recovery codes for the user (every earlier one stops working) and
     /// returns them for display, grouped for reading (`xxxx-xxxx-xxxx-xxxx`).
@@ -35,8 +44,9 @@ impl Service {
         &self,
         user_id: UserId,
     ) -> Result<Vec<String>, FactorError> {
-        let codes = RecoveryCode::generate_set(self.settings.recovery_code_count)
-            .map_err(|error| anyhow::anyhow!("{error}"))?;
+        let count = self.policy().await?.policy.recovery_code_count as usize;
+        let codes =
+            RecoveryCode::generate_set(count).map_err(|error| anyhow::anyhow!("{error}"))?;
         let hashes: Vec<[u8; 32]> = codes
             .iter()
             .map(|code| hash_recovery_code(user_id, code))
@@ -65,6 +75,8 @@ impl Service {
             return Err(FactorError::NoSecondFactor);
         }
         let codes = self.issue_recovery_codes(session.user.id).await?;
+        self.audit(renewed_event(session.user.id, "password", codes.len()))
+            .await?;
         self.notify(&session.user, crate::notices::Notice::NewRecoveryCodes)
             .await;
         Ok(codes)
@@ -85,11 +97,8 @@ impl Service {
             return Err(FactorError::NoSecondFactor);
         }
         self.refuse_while_locked(user.id).await?;
-        let purpose = CodePurpose::NewRecoveryCodes;
-        let code = self
-            .issue_code(user, purpose.as_str(), user.email.as_str())
+        self.email_new_code(user, CodePurpose::NewRecoveryCodes)
             .await?;
-        self.email_code(user, purpose, &code).await?;
         Ok(())
     }
 
@@ -119,6 +128,8 @@ impl Service {
         }
         self.give_back_attempt(user.id).await?;
         let codes = self.issue_recovery_codes(user.id).await?;
+        self.audit(renewed_event(user.id, "email_code", codes.len()))
+            .await?;
         self.notify(user, crate::notices::Notice::NewRecoveryCodes)
             .await;
         Ok(codes)

@@ -16,6 +16,8 @@ const NONCE_BYTES: usize = 24;
 pub struct MasterKey {
     id: String,
     cipher: XChaCha20Poly1305,
+    /// The key of the audit log's chain hashes, derived from the master key.
+    audit_key: Zeroizing<[u8; 32]>,
 }
 
 impl std::fmt::Debug for MasterKey {
@@ -36,9 +38,13 @@ impl MasterKey {
             .iter()
             .map(|byte| format!("{byte:02x}"))
             .collect();
+        let mut mac = crate::audit::hmac_sha256(key);
+        hmac::Mac::update(&mut mac, b"twofold audit chain key v1");
+        let audit_key = Zeroizing::new(hmac::Mac::finalize(mac).into_bytes().into());
         Self {
             id,
             cipher: XChaCha20Poly1305::new(key.as_ref().into()),
+            audit_key,
         }
     }
 
@@ -76,6 +82,19 @@ impl Sealer {
     pub fn with_previous(mut self, keys: Vec<MasterKey>) -> Self {
         self.previous = keys;
         self
+    }
+
+    /// The id and chain key of the current master key, for appending to the audit log.
+    pub fn current_audit_key(&self) -> (&str, &[u8; 32]) {
+        (&self.current.id, &self.current.audit_key)
+    }
+
+    /// The chain key of a loaded master key, for checking the audit log.
+    pub fn audit_key(&self, key_id: &str) -> Option<&[u8; 32]> {
+        std::iter::once(&self.current)
+            .chain(&self.previous)
+            .find(|key| key.id == key_id)
+            .map(|key| &*key.audit_key)
     }
 
     pub fn current_key_id(&self) -> &str {

@@ -34,6 +34,8 @@ pub struct ServiceSettings {
     /// The number people text a shown code to, to prove a phone is theirs (E.164); `None`
     /// turns that way of verifying a phone off.
     pub sms_inbound_number: Option<String>,
+    /// How long an instance keeps using the security policy it read before reading it again.
+    pub policy_refresh: std::time::Duration,
 }
 
 impl Default for ServiceSettings {
@@ -48,6 +50,7 @@ impl Default for ServiceSettings {
             recovery_code_count: 10,
             public_url: "http://127.0.0.1:8080".to_owned(),
             sms_inbound_number: None,
+            policy_refresh: std::time::Duration::from_secs(1),
         }
     }
 }
@@ -74,6 +77,7 @@ pub struct Service {
     pub(crate) sealer: Arc<Sealer>,
     pub(crate) settings: Arc<ServiceSettings>,
     pub(crate) senders: Senders,
+    pub(crate) policy_cache: Arc<crate::policy::PolicyCache>,
 }
 
 impl std::fmt::Debug for Service {
@@ -100,6 +104,7 @@ impl Service {
             sealer,
             settings: Arc::new(settings),
             senders,
+            policy_cache: Arc::default(),
         }
     }
 

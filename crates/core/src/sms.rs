@@ -5,7 +5,7 @@
 use secrecy::SecretString;
 use sha2::{Digest, Sha256};
 
-use crate::codes::{CODE_DIGITS, CODE_TTL, generate_code};
+use crate::codes::{CODE_DIGITS, CODE_TTL, CodeChannel, code_sent_event, generate_code};
 use crate::factors::{FactorConfirmed, FactorError};
 use crate::login::ActiveSession;
 use crate::notices::CodePurpose;
@@ -60,7 +60,7 @@ impl Service {
         session: &ActiveSession,
         password: Option<&SecretString>,
     ) -> Result<(), FactorError> {
-        if !self.settings.allowed_methods.contains(&Method::Sms) {
+        if !self.policy().await?.policy.allows(Method::Sms) {
             return Err(FactorError::MethodNotAllowed);
         }
         let user = &session.user;
@@ -85,11 +85,8 @@ impl Service {
     ) -> Result<SentTo, FactorError> {
         let phone = PhoneNumber::parse(phone, country)?;
         self.may_set_phone(session, password).await?;
-        let purpose = CodePurpose::PhoneVerify;
-        let code = self
-            .issue_code(&session.user, purpose.as_str(), phone.as_e164())
+        self.text_new_code(&session.user, &phone, CodePurpose::PhoneVerify)
             .await?;
-        self.text_code(&phone, purpose, &code).await?;
         tracing::info!("phone verification code sent");
         Ok(SentTo::Phone(phone.masked()))
     }
@@ -112,11 +109,12 @@ impl Service {
             Ok(phone) => phone,
             Err(error) => return Err(self.fail_typed_code(user, error).await),
         };
+        let replaced = self.stores.factors.phone_factor(user.id).await?.is_some();
         self.stores
             .factors
             .set_phone_factor(user.id, &phone, self.clock.now())
             .await?;
-        self.finish_enrollment(session, Method::Sms, first_factor)
+        self.finish_enrollment(session, Method::Sms, first_factor, replaced)
             .await
     }
 
@@ -149,6 +147,13 @@ impl Service {
                 created_at: now,
             })
             .await?;
+        self.audit(code_sent_event(
+            session.user.id,
+            CodePurpose::PhoneVerify,
+            CodeChannel::InboundSms,
+            Some(&phone),
+        ))
+        .await?;
         tracing::info!("inbound phone check started");
         Ok(InboundChallenge {
             system_number,
@@ -202,11 +207,12 @@ impl Service {
             .take_received_inbound(user.id, now)
             .await?
             .ok_or(FactorError::InboundNotReceived)?;
+        let replaced = self.stores.factors.phone_factor(user.id).await?.is_some();
         self.stores
             .factors
             .set_phone_factor(user.id, &phone, now)
             .await?;
-        self.finish_enrollment(session, Method::Sms, first_factor)
+        self.finish_enrollment(session, Method::Sms, first_factor, replaced)
             .await
     }
 }

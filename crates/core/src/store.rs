@@ -72,6 +72,8 @@ pub trait UserStore: Send + Sync {
         new_hash: &str,
     ) -> Result<bool, StoreError>;
 
+    /// Requires (or stops requiring) 2FA. Turning it on records `now` as `require_2fa_since`
+    /// unless it was on already (the earlier time stays); turning it off clears that time.
     /// `false` when there is no such user.
     async fn set_require_2fa(
         &self,
@@ -87,6 +89,47 @@ pub trait UserStore: Send + Sync {
     -> Result<bool, StoreError>;
 
     async fn count_users(&self) -> Result<u64, StoreError>;
+
+    /// Disables (or enables again) a user. `false` when there is no such user. Ending the
+    /// user's sessions is the caller's job.
+    async fn set_disabled(
+        &self,
+        id: UserId,
+        disabled: bool,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+
+    /// One page of users for the administrators, ordered by email address, with the facts
+    /// their two-factor status is derived from, and how many users match in all.
+    async fn list_users(&self, query: &UserQuery<'_>) -> Result<UserPage, StoreError>;
+}
+
+/// Which users [`UserStore::list_users`] returns.
+#[derive(Debug, Clone, Copy)]
+pub struct UserQuery<'a> {
+    /// Only users whose email address contains this text, ignoring ASCII case; the text is
+    /// matched literally (`%` and `_` are not wildcards).
+    pub search: Option<&'a str>,
+    /// How many matching users to skip.
+    pub offset: u64,
+    pub limit: u32,
+}
+
+/// One user of a [`UserPage`], with the factors they have (whether or not the policy allows
+/// them now).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserListing {
+    pub user: User,
+    pub has_totp: bool,
+    pub has_phone: bool,
+    pub has_email_factor: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserPage {
+    pub users: Vec<UserListing>,
+    /// How many users match the search, on every page.
+    pub total: u64,
 }
 
 /// A session being created.
@@ -533,6 +576,139 @@ pub trait DeliveryQueueStore: Send + Sync {
     async fn delivery_counts(&self) -> Result<DeliveryCounts, StoreError>;
 }
 
+/// The organisation's security policy as stored: a JSON document (see `crate::policy`), so
+/// that new settings need no migration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredPolicy {
+    pub document: String,
+    /// Incremented by every save, starting at 1.
+    pub version: u64,
+    pub updated_at: OffsetDateTime,
+    pub updated_by: Option<UserId>,
+}
+
+#[async_trait]
+pub trait PolicyStore: Send + Sync {
+    /// The saved policy; `None` until one was saved.
+    async fn load_policy(&self) -> Result<Option<StoredPolicy>, StoreError>;
+
+    /// Saves the policy only while the stored version is still `expected_version` (0: none
+    /// saved yet), and returns the new version; `None` (and no change) when another save came
+    /// first. Of two concurrent saves from the same version exactly one wins.
+    async fn save_policy(
+        &self,
+        document: &str,
+        expected_version: u64,
+        updated_by: Option<UserId>,
+        now: OffsetDateTime,
+    ) -> Result<Option<u64>, StoreError>;
+}
+
+/// A security event being appended to the audit log (see `crate::audit`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAuditEvent {
+    /// Whole milliseconds (the stored precision, which the chain hash covers).
+    pub at: OffsetDateTime,
+    /// `sign_in_failed`, `factor_added`, ...
+    pub kind: String,
+    /// Who did it: the signed-in user or administrator; `None` for the system or someone
+    /// unknown.
+    pub actor: Option<UserId>,
+    /// Whose account it concerns.
+    pub subject: Option<UserId>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    /// A JSON object with the details (never a secret).
+    pub detail: String,
+}
+
+/// A stored audit entry: the event, its place in the chain and the chain's hashes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRecord {
+    /// 1, 2, 3, ...: assigned on append, without gaps.
+    pub seq: u64,
+    pub event: NewAuditEvent,
+    /// The id of the master key whose derived chain key made `hash`.
+    pub key_id: String,
+    /// The hash of the entry before (or of the anchor; all zeros for the first entry ever).
+    pub prev_hash: [u8; 32],
+    /// `crate::audit::link_hash` of this entry under the chain key.
+    pub hash: [u8; 32],
+    /// The current email addresses of actor and subject, for people reading the log (not part
+    /// of the chain).
+    pub actor_email: Option<String>,
+    pub subject_email: Option<String>,
+}
+
+/// The key the chain hashes are made with.
+#[derive(Clone, Copy)]
+pub struct ChainKey<'a> {
+    pub id: &'a str,
+    pub key: &'a [u8; 32],
+}
+
+impl std::fmt::Debug for ChainKey<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChainKey")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Which audit entries [`AuditStore::audit_events`] returns, newest first.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AuditFilter<'a> {
+    /// Only entries whose actor or subject is this user.
+    pub user: Option<UserId>,
+    pub kind: Option<&'a str>,
+    /// At or after.
+    pub since: Option<OffsetDateTime>,
+    /// Before.
+    pub until: Option<OffsetDateTime>,
+    /// Only entries with a smaller sequence number (the next page).
+    pub before_seq: Option<u64>,
+    pub limit: u32,
+}
+
+/// Where the chain starts after retention removed its oldest entries: the last removed
+/// entry's number and hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuditAnchor {
+    pub seq: u64,
+    pub hash: [u8; 32],
+}
+
+/// The append-only audit log. Nothing updates or deletes an entry but retention, which
+/// removes the oldest ones and moves the anchor in the same transaction.
+#[async_trait]
+pub trait AuditStore: Send + Sync {
+    /// Appends `event` as the next entry: in one serialised step (SQLite: an IMMEDIATE
+    /// transaction; PostgreSQL: a transaction holding an advisory lock) reads the last entry's
+    /// seq and hash (or the anchor's, or 0 and zeros), and inserts seq + 1 with `prev_hash` and
+    /// `hash = crate::audit::link_hash(key.key, &prev_hash, seq, event)`, so that instances
+    /// appending at once still make one chain. Returns the seq.
+    async fn append_audit(
+        &self,
+        event: &NewAuditEvent,
+        key: ChainKey<'_>,
+    ) -> Result<u64, StoreError>;
+
+    /// Entries matching `filter`, newest first, at most `filter.limit`.
+    async fn audit_events(&self, filter: &AuditFilter<'_>) -> Result<Vec<AuditRecord>, StoreError>;
+
+    /// Up to `limit` entries with seq greater than `after_seq`, oldest first (export, verify).
+    async fn audit_chain(&self, after_seq: u64, limit: u32)
+    -> Result<Vec<AuditRecord>, StoreError>;
+
+    async fn audit_anchor(&self) -> Result<Option<AuditAnchor>, StoreError>;
+
+    /// Retention: deletes the oldest entries, up to and including the newest one from before
+    /// `cutoff` (always a prefix of the chain, so no gap opens even if instances' clocks
+    /// differ), and in the same transaction makes the last deleted one the anchor. Returns how
+    /// many were deleted.
+    async fn purge_audit_before(&self, cutoff: OffsetDateTime) -> Result<u64, StoreError>;
+}
+
 #[async_trait]
 pub trait HealthCheck: Send + Sync {
     /// Succeeds when the database answers.
@@ -548,6 +724,8 @@ pub struct Stores {
     pub throttle: Arc<dyn ThrottleStore>,
     pub codes: Arc<dyn CodeStore>,
     pub deliveries: Arc<dyn DeliveryQueueStore>,
+    pub policy: Arc<dyn PolicyStore>,
+    pub audit: Arc<dyn AuditStore>,
     pub health: Arc<dyn HealthCheck>,
 }
 

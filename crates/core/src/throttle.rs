@@ -1,7 +1,7 @@
 //! Lockouts after repeated failures, counted in the database (so they hold across sessions and
 //! instances). Soft and growing, never permanent, and far below NIST SP 800-63B's limit of 100
-//! consecutive failures: 5 free attempts, then a wait of 30 s that doubles with each further
-//! failure up to 15 minutes. During a wait even the right answer is refused (429), so a lockout
+//! consecutive failures: by default 5 free attempts, then a wait of 30 s that doubles with each
+//! further failure up to 15 minutes (the security policy can change all three). During a wait even the right answer is refused (429), so a lockout
 //! cannot be probed.
 
 use time::{Duration, OffsetDateTime};
@@ -25,14 +25,18 @@ pub fn second_factor_key(user_id: UserId) -> String {
     format!("second_factor:{user_id}")
 }
 
-/// How long the subject must still wait, if at all.
-pub fn remaining_lockout(count: Option<FailureCount>, now: OffsetDateTime) -> Option<Duration> {
+/// How long the subject must still wait under `policy`, if at all.
+pub fn remaining_lockout(
+    count: Option<FailureCount>,
+    now: OffsetDateTime,
+    policy: &LockoutPolicy,
+) -> Option<Duration> {
     let count = count?;
-    if count.failures < FREE_FAILURES {
+    if count.failures < policy.free_failures {
         return None;
     }
-    let doublings = (count.failures - FREE_FAILURES).min(16);
-    let wait = (FIRST_WAIT_SECONDS << doublings).min(LONGEST_WAIT_SECONDS);
+    let doublings = (count.failures - policy.free_failures).min(16);
+    let wait = (policy.first_wait_seconds << doublings).min(policy.longest_wait_seconds);
     let remaining = count.last_failure_at + Duration::seconds(wait) - now;
     remaining.is_positive().then_some(remaining)
 }
@@ -51,6 +55,13 @@ mod tests {
         OffsetDateTime::from_unix_timestamp(1_800_000_000 + seconds).unwrap()
     }
 
+    fn remaining_lockout_default(
+        count: Option<FailureCount>,
+        now: OffsetDateTime,
+    ) -> Option<Duration> {
+        remaining_lockout(count, now, &LOCKOUT_POLICY)
+    }
+
     fn count(failures: u32, last: i64) -> Option<FailureCount> {
         Some(FailureCount {
             failures,
@@ -60,26 +71,26 @@ mod tests {
 
     #[test]
     fn five_failures_are_free_then_the_wait_grows_to_fifteen_minutes() {
-        assert_eq!(remaining_lockout(None, at(0)), None);
-        assert_eq!(remaining_lockout(count(4, 0), at(0)), None);
+        assert_eq!(remaining_lockout_default(None, at(0)), None);
+        assert_eq!(remaining_lockout_default(count(4, 0), at(0)), None);
         assert_eq!(
-            remaining_lockout(count(5, 0), at(0)),
+            remaining_lockout_default(count(5, 0), at(0)),
             Some(Duration::seconds(30))
         );
         assert_eq!(
-            remaining_lockout(count(6, 0), at(0)),
+            remaining_lockout_default(count(6, 0), at(0)),
             Some(Duration::seconds(60))
         );
         assert_eq!(
-            remaining_lockout(count(9, 0), at(0)),
+            remaining_lockout_default(count(9, 0), at(0)),
             Some(Duration::seconds(480))
         );
         assert_eq!(
-            remaining_lockout(count(10, 0), at(0)),
+            remaining_lockout_default(count(10, 0), at(0)),
             Some(Duration::seconds(900))
         );
         assert_eq!(
-            remaining_lockout(count(99, 0), at(0)),
+            remaining_lockout_default(count(99, 0), at(0)),
             Some(Duration::seconds(900))
         );
     }
@@ -87,11 +98,11 @@ mod tests {
     #[test]
     fn the_wait_ends() {
         assert_eq!(
-            remaining_lockout(count(5, 0), at(29)),
+            remaining_lockout_default(count(5, 0), at(29)),
             Some(Duration::seconds(1))
         );
-        assert_eq!(remaining_lockout(count(5, 0), at(30)), None);
-        assert_eq!(remaining_lockout(count(50, 0), at(900)), None);
+        assert_eq!(remaining_lockout_default(count(5, 0), at(30)), None);
+        assert_eq!(remaining_lockout_default(count(50, 0), at(900)), None);
     }
 
     #[test]

@@ -8,6 +8,7 @@
 
 use time::OffsetDateTime;
 
+use crate::audit::{Event, EventKind};
 use crate::factors::FactorError;
 use crate::login::{ActiveSession, LoginStep};
 use crate::notices::{CodePurpose, Notice};
@@ -23,6 +24,25 @@ pub enum SentTo {
     /// The phone, masked (`+••••••••••23`).
     Phone(String),
     Email(String),
+}
+
+/// What turning 2FA off or resetting it removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Removal {
+    /// The factors the user had (recovery codes included).
+    methods: Vec<Method>,
+    /// The user's other sessions, ended.
+    sessions_ended: u64,
+}
+
+impl Removal {
+    /// `event` with the removal's details: the methods by name and the sessions ended.
+    fn recorded_in(&self, event: Event) -> Event {
+        let removed: Vec<&str> = self.methods.iter().map(|method| method.as_str()).collect();
+        event
+            .with("removed", removed)
+            .with("sessions_ended", self.sessions_ended)
+    }
 }
 
 impl Service {
@@ -79,21 +99,15 @@ impl Service {
                     .verified_phone(user)
                     .await?
                     .ok_or(FactorError::MethodNotEnrolled)?;
-                let code = self
-                    .issue_code(user, CodePurpose::LoginSms.as_str(), phone.as_e164())
+                self.text_new_code(user, &phone, CodePurpose::LoginSms)
                     .await?;
-                self.text_code(&phone, CodePurpose::LoginSms, &code).await?;
                 Ok(SentTo::Phone(phone.masked()))
             }
             Method::Email => {
                 if self.stores.factors.email_factor(user.id).await?.is_none() {
                     return Err(FactorError::MethodNotEnrolled);
                 }
-                let code = self
-                    .issue_code(user, CodePurpose::LoginEmail.as_str(), user.email.as_str())
-                    .await?;
-                self.email_code(user, CodePurpose::LoginEmail, &code)
-                    .await?;
+                self.email_new_code(user, CodePurpose::LoginEmail).await?;
                 Ok(SentTo::Email(user.email.as_str().to_owned()))
             }
             Method::Totp | Method::RecoveryCode => Err(FactorError::MethodNotEnrolled),
@@ -135,8 +149,8 @@ impl Service {
     }
 
     /// Refuses to turn 2FA off for a user who must keep it.
-    fn refuse_when_required(user: &User) -> Result<(), FactorError> {
-        if user.two_factor_required() {
+    async fn refuse_when_required(&self, user: &User) -> Result<(), FactorError> {
+        if self.policy().await?.requires_two_factor(user) {
             return Err(FactorError::TwoFactorRequired);
         }
         Ok(())
@@ -149,16 +163,13 @@ impl Service {
         if session.state != SessionState::Authenticated {
             return Err(FactorError::SessionEnded);
         }
-        Self::refuse_when_required(user)?;
+        self.refuse_when_required(user).await?;
         if !self.has_second_factor(user).await? {
             return Err(FactorError::NoSecondFactor);
         }
         self.refuse_while_locked(user.id).await?;
-        let purpose = CodePurpose::DisableTwoFactor;
-        let code = self
-            .issue_code(user, purpose.as_str(), user.email.as_str())
+        self.email_new_code(user, CodePurpose::DisableTwoFactor)
             .await?;
-        self.email_code(user, purpose, &code).await?;
         Ok(())
     }
 
@@ -174,7 +185,7 @@ impl Service {
         if session.state != SessionState::Authenticated {
             return Err(FactorError::SessionEnded);
         }
-        Self::refuse_when_required(user)?;
+        self.refuse_when_required(user).await?;
         self.take_attempt(user.id).await?;
         match self
             .check_code(user, CodePurpose::DisableTwoFactor.as_str(), code)
@@ -184,7 +195,9 @@ impl Service {
             Ok(_) => return Err(self.fail_code(user.id).await),
             Err(error) => return Err(self.fail_typed_code(user, error).await),
         }
-        self.remove_factors(user, session).await?;
+        let removed = self.remove_factors(user, session).await?;
+        self.audit(removed.recorded_in(Event::own(EventKind::TwoFactorDisabled, user.id)))
+            .await?;
         tracing::info!("two-factor authentication turned off");
         self.notify(user, Notice::TwoFactorDisabled).await;
         Ok(())
@@ -202,11 +215,8 @@ impl Service {
             .verified_phone(user)
             .await?
             .ok_or(FactorError::MethodNotEnrolled)?;
-        let purpose = CodePurpose::FallbackReset;
-        let code = self
-            .issue_code(user, purpose.as_str(), phone.as_e164())
+        self.text_new_code(user, &phone, CodePurpose::FallbackReset)
             .await?;
-        self.text_code(&phone, purpose, &code).await?;
         Ok(SentTo::Phone(phone.masked()))
     }
 
@@ -238,9 +248,13 @@ impl Service {
             Err(other) => return Err(other.into()),
         };
         if !accepted {
-            return Err(self.fail_code(user.id).await);
+            return Err(self.fail_sign_in_code(user.id, "reset", None).await);
         }
-        self.remove_factors(user, session).await?;
+        let removed = self.remove_factors(user, session).await?;
+        self.audit(removed.recorded_in(
+            Event::own(EventKind::TwoFactorReset, user.id).with("by", "fallback_phone"),
+        ))
+        .await?;
         let now: OffsetDateTime = self.clock.now();
         let token = self
             .rotate(session, SessionState::EnrollmentRequired, now)
@@ -256,23 +270,32 @@ impl Service {
         Ok(LoginStep {
             token,
             state: SessionState::EnrollmentRequired,
-            methods: self.settings.allowed_methods.clone(),
+            methods: self.policy().await?.policy.allowed_methods.clone(),
         })
     }
 
     /// Removes every factor of the user, clears the lockout, and ends every session of theirs
     /// but `keep` (whatever was signed in with the old factors).
-    async fn remove_factors(&self, user: &User, keep: &ActiveSession) -> Result<(), FactorError> {
+    async fn remove_factors(
+        &self,
+        user: &User,
+        keep: &ActiveSession,
+    ) -> Result<Removal, FactorError> {
+        let methods = self.enrolled_methods(user).await?;
         self.stores.factors.delete_all_factors(user.id).await?;
         self.stores
             .throttle
             .clear_failures(&second_factor_key(user.id))
             .await?;
-        self.stores
+        let sessions_ended = self
+            .stores
             .sessions
             .delete_user_sessions(user.id, Some(&keep.id_hash))
             .await?;
-        Ok(())
+        Ok(Removal {
+            methods,
+            sessions_ended,
+        })
     }
 
     /// Counts a wrong typed code against the lockout (a code typed when none is live is not
@@ -291,5 +314,25 @@ impl Service {
             },
             other => other.into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::user::UserId;
+
+    #[test]
+    fn a_removal_is_recorded_by_method_name_and_sessions_ended() {
+        let removal = Removal {
+            methods: vec![Method::Totp, Method::Sms, Method::RecoveryCode],
+            sessions_ended: 2,
+        };
+        let event = removal.recorded_in(Event::own(EventKind::TwoFactorDisabled, UserId::random()));
+        assert_eq!(
+            event.detail["removed"],
+            serde_json::json!(["totp", "sms", "recovery_code"])
+        );
+        assert_eq!(event.detail["sessions_ended"], 2);
     }
 }

@@ -51,18 +51,12 @@ pub struct User {
     pub is_admin: bool,
     /// An administrator requires this user to use a second factor.
     pub require_2fa: bool,
+    /// Since when `require_2fa` is on (the grace period of the policy counts from here).
+    pub require_2fa_since: Option<OffsetDateTime>,
     pub email_verified: bool,
     pub disabled: bool,
     pub created_at: OffsetDateTime,
     pub last_login_at: Option<OffsetDateTime>,
-}
-
-impl User {
-    /// Whether this user must have a second factor: an admin asked for it, or the user is an
-    /// admin (administrators always use two factors).
-    pub fn two_factor_required(&self) -> bool {
-        self.require_2fa || self.is_admin
-    }
 }
 
 /// The second-factor methods, by their names on the wire.

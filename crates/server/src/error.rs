@@ -8,6 +8,8 @@ use serde::Serialize;
 use twofold_core::accounts::AccountError;
 use twofold_core::factors::FactorError;
 use twofold_core::login::LoginError;
+use twofold_core::policy::PolicyError;
+use twofold_core::store::StoreError;
 use twofold_core::throttle::retry_after_seconds;
 use utoipa::ToSchema;
 
@@ -44,6 +46,14 @@ impl ApiError {
 
     pub fn unauthenticated() -> Self {
         Self::new(StatusCode::UNAUTHORIZED, "unauthenticated", "sign in first")
+    }
+
+    pub fn forbidden() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "this needs an administrator who signed in with two factors",
+        )
     }
 
     pub fn not_found() -> Self {
@@ -134,6 +144,16 @@ impl From<AccountError> for ApiError {
                 "an account with this email address exists",
             ),
             AccountError::NotFound => ApiError::not_found(),
+            AccountError::OwnAccount => ApiError::new(
+                StatusCode::CONFLICT,
+                "own_account",
+                "administrators cannot disable their own account or reset their own two-factor authentication here",
+            ),
+            AccountError::InvitationAccepted => ApiError::new(
+                StatusCode::CONFLICT,
+                "invitation_accepted",
+                "the user has already signed in and chosen a password",
+            ),
             AccountError::WeakPassword(reason) => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "weak_password",
@@ -142,6 +162,28 @@ impl From<AccountError> for ApiError {
             AccountError::Overloaded => ApiError::overloaded(),
             AccountError::Unexpected(cause) => ApiError::internal(&format!("{cause:#}")),
         }
+    }
+}
+
+impl From<PolicyError> for ApiError {
+    fn from(error: PolicyError) -> Self {
+        match error {
+            PolicyError::Invalid(reason) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_policy", reason)
+            }
+            PolicyError::Conflict => ApiError::new(
+                StatusCode::CONFLICT,
+                "policy_changed",
+                "the policy was changed by someone else meanwhile; reload it and try again",
+            ),
+            PolicyError::Unexpected(cause) => ApiError::internal(&format!("{cause:#}")),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        ApiError::internal(&format!("{:#}", anyhow::Error::new(error)))
     }
 }
 

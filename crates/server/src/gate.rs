@@ -42,6 +42,13 @@ pub enum Gate {
     /// A page that needs a session in one of these states; else a redirect to where the
     /// session (or its absence) belongs.
     Page(&'static [SessionState]),
+    /// An administration call: a fully signed-in administrator with a second factor
+    /// ([`twofold_core::Service::may_administer`]); 401 without a full session, 403 for
+    /// anyone else.
+    AdminApi,
+    /// An administration page: as [`Gate::AdminApi`], but a redirect to sign in without a
+    /// full session and a "not allowed" page for anyone else.
+    AdminPage,
 }
 
 /// One row of the inventory.
@@ -173,6 +180,26 @@ async fn enforce(
             }
             other => Redirect::to(page_for(other.map(|session| session.state))).into_response(),
         },
+        Gate::AdminApi | Gate::AdminPage => {
+            let Some(session) =
+                session.filter(|session| session.state == SessionState::Authenticated)
+            else {
+                return if gate == Gate::AdminApi {
+                    ApiError::unauthenticated().into_response()
+                } else {
+                    Redirect::to("/login").into_response()
+                };
+            };
+            match state.service.may_administer(&session).await {
+                Ok(true) => {
+                    request.extensions_mut().insert(CurrentSession(session));
+                    next.run(request).await
+                }
+                Ok(false) if gate == Gate::AdminApi => ApiError::forbidden().into_response(),
+                Ok(false) => crate::pages::forbidden_page(&session).into_response(),
+                Err(error) => ApiError::from(error).into_response(),
+            }
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! Twofold's HTTP face: the JSON API, the server-rendered pages, the session-state gate in front
 //! of both, and the delivery of emails and text messages.
 
+pub mod context;
 pub mod cookies;
 pub mod delivery;
 pub mod error;

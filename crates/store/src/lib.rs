@@ -10,9 +10,11 @@ pub mod sqlite;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+mod audit_rows;
 mod delivery_rows;
 mod migration;
 mod rows;
+mod user_rows;
 
 use std::path::PathBuf;
 

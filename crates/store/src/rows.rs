@@ -8,22 +8,12 @@
 
 use anyhow::{Context, anyhow};
 use time::OffsetDateTime;
-use twofold_core::email::Email;
 use twofold_core::session::{SessionIdHash, SessionRecord, SessionState};
 use twofold_core::store::{
-    FailureCount, NewTotp, NewUser, PhoneFactor, SealedSecret, SendLimit, TotpRecord,
+    FailureCount, NewTotp, PhoneFactor, SealedSecret, SendLimit, StoredPolicy, TotpRecord,
 };
-use twofold_core::user::{User, UserId};
+use twofold_core::user::UserId;
 use uuid::Uuid;
-
-/// The `users` columns [`UserRow`] is read from, in its field order.
-macro_rules! user_columns {
-    () => {
-        "id, email, password_hash, password_change_required, is_admin, require_2fa, \
-         email_verified, disabled, created_at, last_login_at"
-    };
-}
-pub(crate) use user_columns;
 
 /// The `sessions` columns [`SessionRow`] is read from, in its field order.
 macro_rules! session_columns {
@@ -44,81 +34,6 @@ pub(crate) use totp_columns;
 
 /// The TOTP algorithms the schema accepts (its CHECK constraint lists the same names).
 const TOTP_ALGORITHMS: [&str; 3] = ["SHA1", "SHA256", "SHA512"];
-
-/// The values of a user being inserted, owned so they can move to a database thread.
-#[derive(Debug)]
-pub(crate) struct NewUserRow {
-    pub id: String,
-    pub email: String,
-    pub password_hash: String,
-    pub password_change_required: bool,
-    pub is_admin: bool,
-    pub require_2fa: bool,
-    pub created_at: i64,
-}
-
-impl From<&NewUser> for NewUserRow {
-    fn from(user: &NewUser) -> Self {
-        NewUserRow {
-            id: user.id.to_string(),
-            email: user.email.as_str().to_owned(),
-            password_hash: user.password_hash.clone(),
-            password_change_required: user.password_change_required,
-            is_admin: user.is_admin,
-            require_2fa: user.require_2fa,
-            created_at: to_unix(user.created_at),
-        }
-    }
-}
-
-/// A `users` row.
-#[derive(Debug)]
-pub(crate) struct UserRow {
-    pub id: String,
-    pub email: String,
-    pub password_hash: String,
-    pub password_change_required: bool,
-    pub is_admin: bool,
-    pub require_2fa: bool,
-    pub email_verified: bool,
-    pub disabled: bool,
-    pub created_at: i64,
-    pub last_login_at: Option<i64>,
-}
-
-impl TryFrom<UserRow> for User {
-    type Error = anyhow::Error;
-
-    fn try_from(row: UserRow) -> anyhow::Result<User> {
-        let id: UserId = row
-            .id
-            .parse()
-            .with_context(|| format!("users.id {:?} is not a uuid", row.id))?;
-        let email = Email::parse(&row.email)
-            .map_err(|error| anyhow!("users.email of user {id} does not parse: {error}"))?;
-        // A stored address must already be in normal form, or lookups by email would miss it.
-        if email.as_str() != row.email {
-            return Err(anyhow!("users.email of user {id} is not in normal form"));
-        }
-        Ok(User {
-            id,
-            email,
-            password_hash: row.password_hash,
-            password_change_required: row.password_change_required,
-            is_admin: row.is_admin,
-            require_2fa: row.require_2fa,
-            email_verified: row.email_verified,
-            disabled: row.disabled,
-            created_at: from_unix(row.created_at)
-                .with_context(|| format!("users.created_at of user {id}"))?,
-            last_login_at: row
-                .last_login_at
-                .map(from_unix)
-                .transpose()
-                .with_context(|| format!("users.last_login_at of user {id}"))?,
-        })
-    }
-}
 
 /// A `sessions` row.
 #[derive(Debug)]
@@ -366,6 +281,40 @@ pub(crate) fn distinct_send_keys(limits: &[SendLimitRow]) -> Vec<String> {
     keys
 }
 
+/// A `security_policy` row.
+#[derive(Debug)]
+pub(crate) struct PolicyRow {
+    pub document: String,
+    pub version: i64,
+    pub updated_at: i64,
+    pub updated_by: Option<String>,
+}
+
+impl TryFrom<PolicyRow> for StoredPolicy {
+    type Error = anyhow::Error;
+
+    fn try_from(row: PolicyRow) -> anyhow::Result<StoredPolicy> {
+        Ok(StoredPolicy {
+            document: row.document,
+            version: u64::try_from(row.version)
+                .with_context(|| format!("security_policy.version is {}", row.version))?,
+            updated_at: from_unix(row.updated_at).context("security_policy.updated_at")?,
+            updated_by: row
+                .updated_by
+                .map(|id| {
+                    id.parse::<UserId>()
+                        .with_context(|| format!("security_policy.updated_by {id:?} is not a uuid"))
+                })
+                .transpose()?,
+        })
+    }
+}
+
+/// A policy version as the database stores it (BIGINT).
+pub(crate) fn policy_version_to_db(version: u64) -> anyhow::Result<i64> {
+    i64::try_from(version).map_err(|_| anyhow!("the policy version {version} does not fit BIGINT"))
+}
+
 /// Timestamps are stored as unix seconds: portable across both backends and free of time zones.
 pub(crate) fn to_unix(instant: OffsetDateTime) -> i64 {
     instant.unix_timestamp()
@@ -379,55 +328,6 @@ pub(crate) fn from_unix(seconds: i64) -> anyhow::Result<OffsetDateTime> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn user_row() -> UserRow {
-        UserRow {
-            id: "6f1c2a4e-8d57-4f0b-9a43-5a7f0e8c1d22".to_owned(),
-            email: "alice@example.com".to_owned(),
-            password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".to_owned(),
-            password_change_required: false,
-            is_admin: true,
-            require_2fa: false,
-            email_verified: true,
-            disabled: false,
-            created_at: 1_700_000_000,
-            last_login_at: Some(1_700_000_100),
-        }
-    }
-
-    #[test]
-    fn a_good_user_row_converts() {
-        let user = User::try_from(user_row()).unwrap();
-        assert_eq!(user.email.as_str(), "alice@example.com");
-        assert_eq!(user.created_at.unix_timestamp(), 1_700_000_000);
-        assert_eq!(
-            user.last_login_at.map(|t| t.unix_timestamp()),
-            Some(1_700_000_100)
-        );
-    }
-
-    #[test]
-    fn bad_user_rows_are_errors() {
-        let bad_id = UserRow {
-            id: "not-a-uuid".to_owned(),
-            ..user_row()
-        };
-        let bad_email = UserRow {
-            email: "nobody".to_owned(),
-            ..user_row()
-        };
-        let unnormalised_email = UserRow {
-            email: "Alice@Example.com".to_owned(),
-            ..user_row()
-        };
-        let bad_time = UserRow {
-            created_at: i64::MAX,
-            ..user_row()
-        };
-        for row in [bad_id, bad_email, unnormalised_email, bad_time] {
-            assert!(User::try_from(row).is_err());
-        }
-    }
 
     fn totp_row() -> TotpRow {
         TotpRow {

@@ -97,7 +97,15 @@ impl TestDatabase {
     /// are enforced, as on the store's connections and always on PostgreSQL, so a deleted user's
     /// rows cascade the same way on both.
     pub async fn execute_raw(&self, sql: &str) {
-        let outcome = match &self.kind {
+        if let Err(error) = self.try_execute_raw(sql).await {
+            panic!("running {sql:?}: {error:#}");
+        }
+    }
+
+    /// [`TestDatabase::execute_raw`] for SQL the database may refuse (a trigger, a
+    /// constraint): its error instead of a panic.
+    pub async fn try_execute_raw(&self, sql: &str) -> anyhow::Result<()> {
+        match &self.kind {
             Kind::Sqlite { path, .. } => raw_sqlite(path)
                 .and_then(|connection| connection.execute_batch(sql))
                 .context("SQLite"),
@@ -105,9 +113,6 @@ impl TestDatabase {
                 Ok(client) => client.batch_execute(sql).await.context("PostgreSQL"),
                 Err(error) => Err(error),
             },
-        };
-        if let Err(error) = outcome {
-            panic!("running {sql:?}: {error:#}");
         }
     }
 

@@ -1,7 +1,8 @@
 //! The account security page of a signed-in user: the email address (verified or not, with
 //! "Send verification code"), the two-factor status (with "Set up two-factor" or "Turn off
 //! two-factor" when the user may), each second factor (the authenticator app, the phone masked
-//! with "Change phone", email codes) and the recovery codes left (with a form to make a new set).
+//! with "Change phone", email codes), the recovery codes left (with a form to make a new set)
+//! and the user's recent security activity from the audit log.
 
 use askama::Template;
 use axum::extract::{RawQuery, State};
@@ -11,7 +12,8 @@ use time::format_description::BorrowedFormatItem;
 use time::macros::format_description;
 use time::{OffsetDateTime, UtcOffset};
 use twofold_core::recovery::FEW_RECOVERY_CODES;
-use twofold_core::user::Method;
+use twofold_core::store::AuditRecord;
+use twofold_core::user::{Method, UserId};
 
 use super::phone::current_phone;
 use super::two_factor::REQUIRED_REASON;
@@ -28,6 +30,34 @@ pub fn utc_minute(at: OffsetDateTime) -> String {
     at.to_offset(UtcOffset::UTC)
         .format(UTC_MINUTE)
         .unwrap_or_else(|_| at.unix_timestamp().to_string())
+}
+
+/// Entries of "Recent security activity".
+const RECENT_ACTIVITY: u32 = 10;
+
+/// One entry of "Recent security activity".
+struct ActivityRow {
+    at: String,
+    what: String,
+    ip: String,
+}
+
+/// The account's recent audit entries; one an administrator caused says so.
+fn activity_rows(user: UserId, records: Vec<AuditRecord>) -> Vec<ActivityRow> {
+    records
+        .into_iter()
+        .map(|record| {
+            let mut what = super::admin::describe(&record);
+            if record.event.actor.is_some_and(|actor| actor != user) {
+                what.push_str(" (by an administrator)");
+            }
+            ActivityRow {
+                at: utc_minute(record.event.at),
+                what,
+                ip: record.event.ip.unwrap_or_default(),
+            }
+        })
+        .collect()
 }
 
 /// The authenticator app's row.
@@ -58,6 +88,9 @@ struct AccountPage<'a> {
     few_recovery_codes: bool,
     /// What the user just did, in a sentence.
     notice: Option<&'a str>,
+    activity: Vec<ActivityRow>,
+    /// The top bar links to the administration.
+    administration: bool,
 }
 
 /// The notice for `?done=…` (or the older `?changed=1`).
@@ -91,7 +124,16 @@ pub async fn account_page(
     let summary = state.service.account_summary(&session.user).await?;
     let phone = current_phone(&state, &session.user).await?;
     let csrf = Csrf::for_request(&state, &headers)?;
-    let allowed = &state.service.settings().allowed_methods;
+    let allowed = &state.service.allowed_methods().await?;
+    let required = state.service.two_factor_required(&session.user).await?;
+    let activity = activity_rows(
+        session.user.id,
+        state
+            .service
+            .recent_activity(session.user.id, RECENT_ACTIVITY)
+            .await?,
+    );
+    let administration = state.service.may_administer(&session).await?;
     let has = |method: Method| summary.methods.contains(&method);
     let authenticator = has(Method::Totp).then(|| AuthenticatorRow {
         added: summary
@@ -116,13 +158,12 @@ pub async fn account_page(
         email_codes: has(Method::Email),
         email_codes_offered: has(Method::Email) || allowed.contains(&Method::Email),
         has_factor,
-        required_reason: summary
-            .user
-            .two_factor_required()
-            .then_some(REQUIRED_REASON),
+        required_reason: required.then_some(REQUIRED_REASON),
         few_recovery_codes: has_factor && summary.recovery_codes_left < FEW_RECOVERY_CODES,
         recovery_codes_left: summary.recovery_codes_left,
         notice: notice_of(query.as_deref()),
+        activity,
+        administration,
     };
     Ok(csrf.apply(render(StatusCode::OK, &page)))
 }

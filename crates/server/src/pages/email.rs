@@ -270,8 +270,8 @@ pub async fn factor_intro(
     }
     if !state
         .service
-        .settings()
-        .allowed_methods
+        .allowed_methods()
+        .await?
         .contains(&Method::Email)
     {
         return factor_failure(FactorError::MethodNotAllowed);

@@ -209,6 +209,7 @@ pub async fn enroll_page(
         query.as_deref(),
         "/login/enroll",
     )
+    .await
 }
 
 /// `GET /account/two-factor`: the same choice for a signed-in user.
@@ -225,16 +226,17 @@ pub async fn account_chooser_page(
         query.as_deref(),
         "/account/two-factor",
     )
+    .await
 }
 
-fn chooser(
+async fn chooser(
     state: &AppState,
     headers: &HeaderMap,
     session: &ActiveSession,
     query: Option<&str>,
     action: &str,
 ) -> Result<Response, ApiError> {
-    let allowed = &state.service.settings().allowed_methods;
+    let allowed = &state.service.allowed_methods().await?;
     let mut error = None;
     if let Some(query) = query {
         let pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())

@@ -3,6 +3,11 @@
 //! cookie to copy it, and the comparison is constant-time.
 
 pub mod account;
+pub mod admin;
+pub mod admin_audit;
+pub mod admin_policy;
+pub mod admin_user;
+pub mod admin_users;
 pub mod countries;
 pub mod email;
 pub mod enroll;
@@ -131,6 +136,17 @@ impl<'a> MessagePage<'a> {
             link_text: "Back to sign in",
         }
     }
+}
+
+/// What a signed-in person who may not use the administration sees there.
+pub fn forbidden_page(_session: &twofold_core::login::ActiveSession) -> Response {
+    let page = MessagePage {
+        title: "Administrators only",
+        message: "This page is for administrators who signed in with two-factor authentication.",
+        link_href: "/account",
+        link_text: "Back to your account",
+    };
+    render(StatusCode::FORBIDDEN, &page)
 }
 
 /// The words for a second-factor lockout: how long to wait.

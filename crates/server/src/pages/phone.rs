@@ -192,8 +192,8 @@ pub async fn phone_form(
     if current.is_none()
         && !state
             .service
-            .settings()
-            .allowed_methods
+            .allowed_methods()
+            .await?
             .contains(&Method::Sms)
     {
         return factor_failure(FactorError::MethodNotAllowed);

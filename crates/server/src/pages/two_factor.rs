@@ -44,7 +44,7 @@ pub async fn disable_intro(
     headers: HeaderMap,
     CurrentSession(session): CurrentSession,
 ) -> Result<Response, ApiError> {
-    if session.user.two_factor_required() {
+    if state.service.two_factor_required(&session.user).await? {
         return Ok(required_page());
     }
     if !state.service.has_second_factor(&session.user).await? {
@@ -89,7 +89,7 @@ pub async fn disable_code_form(
     headers: HeaderMap,
     CurrentSession(session): CurrentSession,
 ) -> Result<Response, ApiError> {
-    if session.user.two_factor_required() {
+    if state.service.two_factor_required(&session.user).await? {
         return Ok(required_page());
     }
     let csrf = Csrf::for_request(&state, &headers)?;

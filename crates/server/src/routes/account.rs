@@ -1,4 +1,5 @@
-//! `/api/v1/account`: the signed-in user's own account.
+//! `/api/v1/account` and `/api/v1/account/activity`: the signed-in user's own account and
+//! its recent security events.
 
 use axum::Json;
 use axum::extract::State;
@@ -9,6 +10,7 @@ use utoipa::ToSchema;
 
 use crate::error::{ApiError, ErrorBody};
 use crate::gate::CurrentSession;
+use crate::routes::audit::EventView;
 use crate::state::AppState;
 
 #[derive(Serialize, ToSchema)]
@@ -47,4 +49,33 @@ pub async fn account(
 ) -> Result<Json<AccountResponse>, ApiError> {
     let summary = state.service.account_summary(&session.user).await?;
     Ok(Json(summary.into()))
+}
+
+/// How many events the account's activity shows.
+const ACTIVITY_EVENTS: u32 = 20;
+
+#[derive(Serialize, ToSchema)]
+pub struct ActivityResponse {
+    /// Newest first.
+    pub events: Vec<EventView>,
+}
+
+/// The session user's 20 most recent security events (sign-ins, failed sign-ins, factors
+/// added or removed, codes sent, administrators' changes to the account).
+#[utoipa::path(get, path = "/api/v1/account/activity", tag = "account",
+    responses(
+        (status = 200, body = ActivityResponse),
+        (status = 401, description = "No session, or one that has not finished signing in", body = ErrorBody),
+    ))]
+pub async fn activity(
+    State(state): State<AppState>,
+    CurrentSession(session): CurrentSession,
+) -> Result<Json<ActivityResponse>, ApiError> {
+    let records = state
+        .service
+        .recent_activity(session.user.id, ACTIVITY_EVENTS)
+        .await?;
+    Ok(Json(ActivityResponse {
+        events: records.into_iter().map(EventView::from).collect(),
+    }))
 }

@@ -1,10 +1,14 @@
 //! The route table: every route of the server with the session state it needs, in one place.
 
 pub mod account;
+pub mod admin;
+pub mod audit;
 pub mod email;
 pub mod login;
 pub mod meta;
 pub mod phone;
+pub mod policy;
+pub mod query;
 pub mod sms_inbound;
 pub mod totp;
 pub mod two_factor;
@@ -23,7 +27,7 @@ use crate::gate::{
 };
 use crate::pages;
 use crate::state::AppState;
-use crate::{headers, logging};
+use crate::{context, headers, logging};
 
 const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -58,6 +62,16 @@ pub fn table(state: AppState) -> RouteTable {
         .route("/api/v1/sms/inbound", Gate::Public, post(sms_inbound::inbound))
         .route("/api/openapi.json", Gate::Public, get(meta::openapi))
         .route("/healthz", Gate::Public, get(meta::healthz))
+        // Administration API (and the user's own audit trail)
+        .route("/api/v1/account/activity", Gate::Api(AUTHENTICATED), get(account::activity))
+        .route("/api/v1/admin/users", Gate::AdminApi, get(admin::list_users).post(admin::create_user))
+        .route("/api/v1/admin/users/{id}", Gate::AdminApi, get(admin::get_user).patch(admin::change_user))
+        .route("/api/v1/admin/users/{id}/reset-2fa", Gate::AdminApi, post(admin::reset_two_factor))
+        .route("/api/v1/admin/users/{id}/invitation", Gate::AdminApi, post(admin::resend_invitation))
+        .route("/api/v1/admin/policy", Gate::AdminApi, get(policy::policy).patch(policy::change_policy))
+        .route("/api/v1/admin/audit", Gate::AdminApi, get(audit::audit_log))
+        .route("/api/v1/admin/audit/export", Gate::AdminApi, get(audit::export))
+        .route("/api/v1/admin/audit/verify", Gate::AdminApi, get(audit::verify))
         // Pages
         .route("/", Gate::OptionalSession, get(login_pages::root))
         .route("/login", Gate::OptionalSession, get(login_pages::login_page).post(login_pages::login_submit))
@@ -85,6 +99,21 @@ pub fn table(state: AppState) -> RouteTable {
         .route("/account/email-2fa/confirm", Gate::Page(ENROLLED_OR_ENROLLING), get(email_pages::factor_code_form).post(email_pages::factor_confirm))
         .route("/account/two-factor/disable", Gate::Page(AUTHENTICATED), get(two_factor_pages::disable_intro).post(two_factor_pages::disable_send))
         .route("/account/two-factor/disable/confirm", Gate::Page(AUTHENTICATED), get(two_factor_pages::disable_code_form).post(two_factor_pages::disable_confirm))
+        // Administration pages
+        .route("/admin", Gate::AdminPage, get(pages::admin::home))
+        .route("/admin/users", Gate::AdminPage, get(pages::admin_users::users_page))
+        .route("/admin/users/new", Gate::AdminPage, get(pages::admin_users::new_user_form).post(pages::admin_users::new_user_submit))
+        .route("/admin/users/{id}", Gate::AdminPage, get(pages::admin_user::user_page))
+        .route("/admin/users/{id}/edit", Gate::AdminPage, get(pages::admin_user::edit_page))
+        .route("/admin/users/{id}/require-two-factor", Gate::AdminPage, get(pages::admin_user::require_confirm).post(pages::admin_user::require_submit))
+        .route("/admin/users/{id}/stop-requiring-two-factor", Gate::AdminPage, get(pages::admin_user::stop_requiring_confirm).post(pages::admin_user::stop_requiring_submit))
+        .route("/admin/users/{id}/reset-two-factor", Gate::AdminPage, get(pages::admin_user::reset_confirm).post(pages::admin_user::reset_submit))
+        .route("/admin/users/{id}/disable", Gate::AdminPage, get(pages::admin_user::disable_confirm).post(pages::admin_user::disable_submit))
+        .route("/admin/users/{id}/enable", Gate::AdminPage, get(pages::admin_user::enable_confirm).post(pages::admin_user::enable_submit))
+        .route("/admin/users/{id}/invitation", Gate::AdminPage, get(pages::admin_user::invitation_confirm).post(pages::admin_user::invitation_submit))
+        .route("/admin/policy", Gate::AdminPage, get(pages::admin_policy::policy_page).post(pages::admin_policy::policy_submit))
+        .route("/admin/audit", Gate::AdminPage, get(pages::admin_audit::audit_page))
+        .route("/admin/audit/verify", Gate::AdminPage, get(pages::admin_audit::verify_page).post(pages::admin_audit::verify_submit))
         .route("/static/app.css", Gate::Public, get(pages::stylesheet))
         .route("/static/print.js", Gate::Public, get(pages::print_script))
 }
@@ -104,6 +133,7 @@ pub fn app(state: AppState) -> (Router, Vec<RouteEntry>) {
             state.clone(),
             headers::security_headers,
         ))
+        .layer(middleware::from_fn(context::request_context))
         .layer(middleware::from_fn(logging::log_request))
         .with_state(state);
     (router, inventory)

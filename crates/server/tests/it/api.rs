@@ -281,7 +281,7 @@ async fn every_route_is_behind_the_gate_it_declares() {
     let client = app.client();
     for entry in &app.inventory {
         match entry.gate {
-            Gate::Api(_) => {
+            Gate::Api(_) | Gate::AdminApi => {
                 for method in [reqwest::Method::GET, reqwest::Method::POST] {
                     let response = client
                         .request(method.clone(), app.url(entry.path))
@@ -295,7 +295,7 @@ async fn every_route_is_behind_the_gate_it_declares() {
                     }
                 }
             }
-            Gate::Page(_) => {
+            Gate::Page(_) | Gate::AdminPage => {
                 let response = app.get(&client, entry.path).await;
                 assert_eq!(response.status(), StatusCode::SEE_OTHER, "{}", entry.path);
                 assert_eq!(response.headers()["location"], "/login", "{}", entry.path);

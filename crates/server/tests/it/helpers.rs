@@ -115,6 +115,8 @@ pub async fn start_on(database: TestDatabase, options: Options) -> TestApp {
     };
     let state = AppState::new(service.clone(), http);
     let (router, inventory) = twofold_server::app(state);
+    // With the peer address, as the real accept loop gives it, for the audit log.
+    let router = router.into_make_service_with_connect_info::<SocketAddr>();
     tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
     TestApp {
         address,
@@ -150,12 +152,15 @@ impl TestApp {
         let password = password.map(|text| SecretString::from(text.to_owned()));
         let created = self
             .service
-            .create_account(NewAccount {
-                email,
-                password: password.as_ref(),
-                is_admin: false,
-                require_2fa,
-            })
+            .create_account(
+                None,
+                NewAccount {
+                    email,
+                    password: password.as_ref(),
+                    is_admin: false,
+                    require_2fa,
+                },
+            )
             .await
             .unwrap();
         created

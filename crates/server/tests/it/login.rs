@@ -276,12 +276,15 @@ async fn email_is_case_insensitive(backend: Backend) {
     assert_eq!(response.status(), StatusCode::OK);
     let duplicate = app
         .service
-        .create_account(twofold_core::accounts::NewAccount {
-            email: "erin@example.com",
-            password: None,
-            is_admin: false,
-            require_2fa: false,
-        })
+        .create_account(
+            None,
+            twofold_core::accounts::NewAccount {
+                email: "erin@example.com",
+                password: None,
+                is_admin: false,
+                require_2fa: false,
+            },
+        )
         .await;
     assert!(matches!(
         duplicate,

@@ -65,26 +65,6 @@ fn failed_delivery_row(row: &Row) -> Result<FailedDeliveryRow, tokio_postgres::E
     })
 }
 
-impl PostgresStore {
-    /// Runs one prepared query and returns all its rows.
-    async fn query_all(
-        &self,
-        operation: &'static str,
-        sql: &'static str,
-        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-    ) -> Result<Vec<Row>, StoreError> {
-        let client = self.client(operation).await?;
-        let statement = client
-            .prepare_cached(sql)
-            .await
-            .map_err(|error| store_error(operation, error))?;
-        client
-            .query(&statement, params)
-            .await
-            .map_err(|error| store_error(operation, error))
-    }
-}
-
 #[async_trait]
 impl DeliveryQueueStore for PostgresStore {
     async fn enqueue(&self, delivery: &NewDelivery) -> Result<(), StoreError> {

@@ -166,6 +166,68 @@ CREATE TABLE inbound_phone_checks (
 CREATE INDEX inbound_phone_checks_phone ON inbound_phone_checks(phone);
 "#,
     },
+    Migration {
+        version: 6,
+        sql: r#"
+-- Since when 2FA is required of the user (the policy's grace period counts from here); set
+-- only while it is. Users required before this version count from their last update.
+ALTER TABLE users ADD COLUMN require_2fa_since BIGINT,
+    ADD CONSTRAINT users_require_2fa_since_check
+        CHECK (require_2fa_since IS NULL OR require_2fa);
+UPDATE users SET require_2fa_since = updated_at WHERE require_2fa;
+
+-- The organisation's security policy: one JSON document, saved only over the version it was
+-- read at.
+CREATE TABLE security_policy (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    document TEXT NOT NULL,
+    version BIGINT NOT NULL CHECK (version >= 1),
+    updated_at BIGINT NOT NULL,
+    -- No foreign key: the record of who saved it outlives the user.
+    updated_by TEXT
+);
+
+-- The audit log, a hash chain: seq is assigned by the append (the last seq + 1 under an
+-- advisory lock, never reused, so no sequence), times are unix milliseconds, and actor and
+-- subject carry no foreign key because the log outlives the users it names. Only retention
+-- deletes, and only the oldest.
+CREATE TABLE audit_events (
+    seq BIGINT PRIMARY KEY CHECK (seq > 0),
+    at_ms BIGINT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind <> ''),
+    actor_id TEXT,
+    subject_id TEXT,
+    ip TEXT,
+    user_agent TEXT,
+    detail TEXT NOT NULL,
+    key_id TEXT NOT NULL,
+    prev_hash BYTEA NOT NULL CHECK (octet_length(prev_hash) = 32),
+    hash BYTEA NOT NULL CHECK (octet_length(hash) = 32)
+);
+
+-- Each index ends in seq, so a filtered page comes newest first from the index.
+CREATE INDEX audit_events_actor ON audit_events(actor_id, seq);
+CREATE INDEX audit_events_subject ON audit_events(subject_id, seq);
+CREATE INDEX audit_events_kind ON audit_events(kind, seq);
+CREATE INDEX audit_events_at ON audit_events(at_ms);
+
+CREATE FUNCTION audit_events_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'audit entries are append-only';
+END;
+$$;
+
+CREATE TRIGGER audit_events_append_only BEFORE UPDATE ON audit_events
+    FOR EACH ROW EXECUTE FUNCTION audit_events_append_only();
+
+-- Where the chain starts once retention removed its oldest entries: the last removed one.
+CREATE TABLE audit_anchor (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    seq BIGINT NOT NULL CHECK (seq > 0),
+    hash BYTEA NOT NULL CHECK (octet_length(hash) = 32)
+);
+"#,
+    },
 ];
 
 /// Serialises migrations across instances sharing the database ("twofold" + 1).

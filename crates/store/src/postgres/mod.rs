@@ -4,10 +4,12 @@
 //! Several Twofold instances may share one database; the statements that must be atomic across
 //! them say why in place.
 
+mod audit;
 mod codes;
 mod deliveries;
 mod factors;
 mod migrations;
+mod policy;
 mod sessions;
 mod throttle;
 mod users;
@@ -86,6 +88,8 @@ impl PostgresStore {
             throttle: store.clone(),
             codes: store.clone(),
             deliveries: store.clone(),
+            policy: store.clone(),
+            audit: store.clone(),
             health: store,
         }
     }
@@ -113,6 +117,25 @@ impl PostgresStore {
             .map_err(|error| store_error(operation, error))?;
         client
             .execute(&statement, params)
+            .await
+            .map_err(|error| store_error(operation, error))
+    }
+
+    /// Runs one prepared query and returns all its rows. `sql` may be built at run time (from
+    /// fixed fragments, never from a caller's text): statements are cached by their text.
+    async fn query_all(
+        &self,
+        operation: &'static str,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, StoreError> {
+        let client = self.client(operation).await?;
+        let statement = client
+            .prepare_cached(sql)
+            .await
+            .map_err(|error| store_error(operation, error))?;
+        client
+            .query(&statement, params)
             .await
             .map_err(|error| store_error(operation, error))
     }

@@ -2,17 +2,19 @@
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
-use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
+use tokio_postgres::{IsolationLevel, Row};
 use twofold_core::email::Email;
-use twofold_core::store::{NewUser, StoreError, UserStore};
+use twofold_core::store::{NewUser, StoreError, UserListing, UserPage, UserQuery, UserStore};
 use twofold_core::user::{User, UserId};
 
 use super::{PostgresStore, locked_transaction, store_error};
-use crate::rows::{NewUserRow, UserRow, to_unix, user_columns};
+use crate::rows::to_unix;
+use crate::user_rows::{NewUserRow, UserListingRow, UserQueryRow, UserRow, user_columns};
 
 const INSERT_USER: &str = "INSERT INTO users (id, email, password_hash, password_change_required, is_admin, \
-     require_2fa, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)";
+     require_2fa, created_at, updated_at, require_2fa_since) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8)";
 
 // Why no two instances can both create a first user, under READ COMMITTED:
 // - Without any lock, two concurrent inserts could both see an empty table. Given the same
@@ -23,7 +25,8 @@ const INSERT_USER: &str = "INSERT INTO users (id, email, password_hash, password
 //   lock: the second instance waits for the first to commit, and the INSERT's fresh statement
 //   snapshot then sees the first user, so NOT EXISTS fails.
 const INSERT_FIRST_USER: &str = "INSERT INTO users (id, email, password_hash, password_change_required, is_admin, \
-     require_2fa, created_at, updated_at) SELECT $1, $2, $3, $4, $5, $6, $7, $7 \
+     require_2fa, created_at, updated_at, require_2fa_since) \
+     SELECT $1, $2, $3, $4, $5, $6, $7, $7, $8 \
      WHERE NOT EXISTS (SELECT 1 FROM users) ON CONFLICT (email) DO NOTHING";
 
 /// Serialises first-user creation across instances ("twofold" + 2).
@@ -31,6 +34,26 @@ const FIRST_USER_LOCK_KEY: i64 = 0x7477_6f66_6f6c_6402;
 
 const USER_BY_EMAIL: &str = concat!("SELECT ", user_columns!(), " FROM users WHERE email = $1");
 const USER_BY_ID: &str = concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1");
+
+/// The search is a plain substring test (`strpos`), so `%` and `_` match only themselves; `$1`
+/// is NULL for no search. The factor facts are subqueries of the same statement, each served by
+/// an index on `user_id`. The order is by bytes (`COLLATE "C"`), as SQLite's, whatever the
+/// database's locale, so both backends page alike.
+macro_rules! matching_users {
+    () => {
+        "FROM users WHERE $1::TEXT IS NULL OR strpos(lower(email), $1::TEXT) > 0"
+    };
+}
+const COUNT_USERS_MATCHING: &str = concat!("SELECT COUNT(*) ", matching_users!());
+const LIST_USERS: &str = concat!(
+    "SELECT ",
+    user_columns!(),
+    ", EXISTS (SELECT 1 FROM totp_authenticators WHERE user_id = users.id AND active), \
+     EXISTS (SELECT 1 FROM phone_factors WHERE user_id = users.id), \
+     EXISTS (SELECT 1 FROM email_factors WHERE user_id = users.id) ",
+    matching_users!(),
+    " ORDER BY email COLLATE \"C\" LIMIT $3 OFFSET $2"
+);
 
 fn user_row(row: &Row) -> Result<UserRow, tokio_postgres::Error> {
     Ok(UserRow {
@@ -44,7 +67,45 @@ fn user_row(row: &Row) -> Result<UserRow, tokio_postgres::Error> {
         disabled: row.try_get(7)?,
         created_at: row.try_get(8)?,
         last_login_at: row.try_get(9)?,
+        require_2fa_since: row.try_get(10)?,
     })
+}
+
+fn user_listing_row(row: &Row) -> Result<UserListingRow, tokio_postgres::Error> {
+    Ok(UserListingRow {
+        user: user_row(row)?,
+        has_totp: row.try_get(11)?,
+        has_phone: row.try_get(12)?,
+        has_email_factor: row.try_get(13)?,
+    })
+}
+
+/// Counts the matching users and reads one page of them in one REPEATABLE READ, read-only
+/// transaction, so that the total and the page come from the same snapshot.
+async fn list_users(
+    client: &mut deadpool_postgres::Client,
+    query: &UserQueryRow,
+) -> Result<(i64, Vec<UserListingRow>), tokio_postgres::Error> {
+    let transaction = client
+        .build_transaction()
+        .isolation_level(IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await?;
+    let count = transaction.prepare_cached(COUNT_USERS_MATCHING).await?;
+    let total: i64 = transaction
+        .query_one(&count, &[&query.search])
+        .await?
+        .try_get(0)?;
+    let list = transaction.prepare_cached(LIST_USERS).await?;
+    let rows = transaction
+        .query(&list, &[&query.search, &query.offset, &query.limit])
+        .await?
+        .iter()
+        .map(user_listing_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    transaction.commit().await?;
+    Ok((total, rows))
 }
 
 fn to_user(operation: &'static str, row: Option<Row>) -> Result<Option<User>, StoreError> {
@@ -55,7 +116,7 @@ fn to_user(operation: &'static str, row: Option<Row>) -> Result<Option<User>, St
         .map_err(StoreError::Unexpected)
 }
 
-fn new_user_params(row: &NewUserRow) -> [&(dyn ToSql + Sync); 7] {
+fn new_user_params(row: &NewUserRow) -> [&(dyn ToSql + Sync); 8] {
     [
         &row.id,
         &row.email,
@@ -64,6 +125,7 @@ fn new_user_params(row: &NewUserRow) -> [&(dyn ToSql + Sync); 7] {
         &row.is_admin,
         &row.require_2fa,
         &row.created_at,
+        &row.require_2fa_since,
     ]
 }
 
@@ -153,10 +215,16 @@ impl UserStore for PostgresStore {
         required: bool,
         now: OffsetDateTime,
     ) -> Result<bool, StoreError> {
+        // One statement reads the old flag and writes the new one (concurrent ones queue on the
+        // row lock and see each other's result): turning it on keeps an earlier time, turning
+        // it off clears it.
         let changed = self
             .execute(
                 "set_require_2fa",
-                "UPDATE users SET require_2fa = $2, updated_at = $3 WHERE id = $1",
+                "UPDATE users SET require_2fa = $2, \
+                 require_2fa_since = CASE WHEN NOT $2 THEN NULL \
+                 WHEN require_2fa THEN COALESCE(require_2fa_since, $3) ELSE $3 END, \
+                 updated_at = $3 WHERE id = $1",
                 &[&id.to_string(), &required, &to_unix(now)],
             )
             .await?;
@@ -200,5 +268,37 @@ impl UserStore for PostgresStore {
         };
         u64::try_from(count)
             .map_err(|_| StoreError::Unexpected(anyhow::anyhow!("COUNT(*) returned {count}")))
+    }
+
+    async fn set_disabled(
+        &self,
+        id: UserId,
+        disabled: bool,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let changed = self
+            .execute(
+                "set_disabled",
+                "UPDATE users SET disabled = $2, updated_at = $3 WHERE id = $1",
+                &[&id.to_string(), &disabled, &to_unix(now)],
+            )
+            .await?;
+        Ok(changed == 1)
+    }
+
+    async fn list_users(&self, query: &UserQuery<'_>) -> Result<UserPage, StoreError> {
+        const OPERATION: &str = "list_users";
+        let query = UserQueryRow::try_from(query)?;
+        let mut client = self.client(OPERATION).await?;
+        let (total, rows) = list_users(&mut client, &query)
+            .await
+            .map_err(|error| store_error(OPERATION, error))?;
+        let users = rows
+            .into_iter()
+            .map(UserListing::try_from)
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let total = u64::try_from(total)
+            .map_err(|_| StoreError::Unexpected(anyhow::anyhow!("COUNT(*) returned {total}")))?;
+        Ok(UserPage { users, total })
     }
 }

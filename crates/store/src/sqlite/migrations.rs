@@ -168,6 +168,62 @@ CREATE TABLE inbound_phone_checks (
 CREATE INDEX inbound_phone_checks_phone ON inbound_phone_checks(phone);
 "#,
     },
+    Migration {
+        version: 6,
+        sql: r#"
+-- Since when 2FA is required of the user (the policy's grace period counts from here); set
+-- only while it is. Users required before this version count from their last update.
+ALTER TABLE users ADD COLUMN require_2fa_since INTEGER
+    CHECK (require_2fa_since IS NULL OR require_2fa = 1);
+UPDATE users SET require_2fa_since = updated_at WHERE require_2fa = 1;
+
+-- The organisation's security policy: one JSON document, saved only over the version it was
+-- read at.
+CREATE TABLE security_policy (
+    id INTEGER NOT NULL PRIMARY KEY CHECK (id = 1),
+    document TEXT NOT NULL,
+    version INTEGER NOT NULL CHECK (version >= 1),
+    updated_at INTEGER NOT NULL,
+    -- No foreign key: the record of who saved it outlives the user.
+    updated_by TEXT
+) STRICT;
+
+-- The audit log, a hash chain: seq is assigned by the append (the last seq + 1, never reused,
+-- so no AUTOINCREMENT), times are unix milliseconds, and actor and subject carry no foreign
+-- key because the log outlives the users it names. Only retention deletes, and only the oldest.
+CREATE TABLE audit_events (
+    seq INTEGER NOT NULL PRIMARY KEY CHECK (seq > 0),
+    at_ms INTEGER NOT NULL,
+    kind TEXT NOT NULL CHECK (kind <> ''),
+    actor_id TEXT,
+    subject_id TEXT,
+    ip TEXT,
+    user_agent TEXT,
+    detail TEXT NOT NULL,
+    key_id TEXT NOT NULL,
+    prev_hash BLOB NOT NULL CHECK (length(prev_hash) = 32),
+    hash BLOB NOT NULL CHECK (length(hash) = 32)
+) STRICT;
+
+-- Each index ends in the rowid (seq), so a filtered page comes newest first from the index.
+CREATE INDEX audit_events_actor ON audit_events(actor_id);
+CREATE INDEX audit_events_subject ON audit_events(subject_id);
+CREATE INDEX audit_events_kind ON audit_events(kind);
+CREATE INDEX audit_events_at ON audit_events(at_ms);
+
+CREATE TRIGGER audit_events_append_only BEFORE UPDATE ON audit_events
+BEGIN
+    SELECT RAISE(ABORT, 'audit entries are append-only');
+END;
+
+-- Where the chain starts once retention removed its oldest entries: the last removed one.
+CREATE TABLE audit_anchor (
+    id INTEGER NOT NULL PRIMARY KEY CHECK (id = 1),
+    seq INTEGER NOT NULL CHECK (seq > 0),
+    hash BLOB NOT NULL CHECK (length(hash) = 32)
+) STRICT;
+"#,
+    },
 ];
 
 /// Applies every pending migration, each in its own transaction.

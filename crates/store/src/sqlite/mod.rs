@@ -3,11 +3,13 @@
 //! Every commit is synced (`synchronous=FULL`), foreign keys are enforced, and a statement
 //! waits up to five seconds for another process's write lock before it fails.
 
+mod audit;
 mod codes;
 mod connection;
 mod deliveries;
 mod factors;
 mod migrations;
+mod policy;
 mod sessions;
 mod throttle;
 mod users;
@@ -70,6 +72,8 @@ impl SqliteStore {
             throttle: store.clone(),
             codes: store.clone(),
             deliveries: store.clone(),
+            policy: store.clone(),
+            audit: store.clone(),
             health: store,
         }
     }

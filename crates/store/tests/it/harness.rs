@@ -124,3 +124,23 @@ where
 pub fn winners(outcomes: &[bool]) -> usize {
     outcomes.iter().filter(|won| **won).count()
 }
+
+/// Rewinds a migrated database to what version 5 left: the tables, the trigger and the column
+/// of version 6 gone, and version 6 no longer recorded.
+pub async fn undo_version_6(database: &TestDatabase) {
+    let function = if database.is_sqlite() {
+        ""
+    } else {
+        "DROP FUNCTION audit_events_append_only();"
+    };
+    database
+        .execute_raw(&format!(
+            "DROP TABLE audit_anchor;
+             DROP TABLE audit_events;
+             {function}
+             DROP TABLE security_policy;
+             ALTER TABLE users DROP COLUMN require_2fa_since;
+             DELETE FROM schema_migrations WHERE version = 6;"
+        ))
+        .await;
+}

@@ -48,6 +48,9 @@ macro_rules! conformance {
     )+};
 }
 
+mod admin_users;
+mod audit;
+mod audit_chain;
 mod codes;
 mod deliveries;
 mod factors;
@@ -55,6 +58,7 @@ mod harness;
 mod inbound_checks;
 mod migrations;
 mod phone_email;
+mod policy;
 mod recovery_codes;
 mod send_admission;
 mod sessions;

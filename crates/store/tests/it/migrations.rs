@@ -7,6 +7,7 @@ use twofold_core::user::UserId;
 
 use crate::harness::{
     TestDatabase, at, code_hash, email, insert_user, new_session, new_totp, new_user, session_hash,
+    undo_version_6,
 };
 
 conformance!(database:
@@ -15,6 +16,8 @@ conformance!(database:
     a_version_2_database_upgrades_to_version_3,
     a_version_3_database_upgrades_to_version_4,
     a_version_4_database_upgrades_to_version_5,
+    a_version_5_database_upgrades_to_version_6,
+    require_2fa_since_needs_require_2fa,
     concurrent_opens_all_succeed,
     newer_schema_version_is_refused,
     first_user_is_unique_across_instances,
@@ -39,9 +42,10 @@ async fn a_version_1_database_upgrades_to_version_2(database: &TestDatabase) {
         database
             .query_i64("SELECT COUNT(*) FROM schema_migrations")
             .await,
-        5
+        6
     );
     // Rewind to exactly what version 1 left: dropping a table drops its indexes.
+    undo_version_6(database).await;
     database
         .execute_raw(
             "DROP TABLE totp_authenticators;
@@ -91,7 +95,7 @@ async fn a_version_1_database_upgrades_to_version_2(database: &TestDatabase) {
         database
             .query_i64("SELECT COUNT(*) FROM schema_migrations")
             .await,
-        5
+        6
     );
     assert_eq!(
         database
@@ -141,6 +145,7 @@ async fn a_version_2_database_upgrades_to_version_3(database: &TestDatabase) {
         .await
         .unwrap();
     drop(stores);
+    undo_version_6(database).await;
     database
         .execute_raw(
             "DROP TABLE deliveries;
@@ -164,7 +169,7 @@ async fn a_version_2_database_upgrades_to_version_3(database: &TestDatabase) {
         database
             .query_i64("SELECT CAST(MAX(version) AS BIGINT) FROM schema_migrations")
             .await,
-        5
+        6
     );
     assert_eq!(
         stores.factors.recovery_codes_left(user_id).await.unwrap(),
@@ -187,6 +192,7 @@ async fn a_version_3_database_upgrades_to_version_4(database: &TestDatabase) {
         .await
         .unwrap();
     drop(stores);
+    undo_version_6(database).await;
     database
         .execute_raw(
             "DROP TABLE one_time_codes;
@@ -209,7 +215,7 @@ async fn a_version_3_database_upgrades_to_version_4(database: &TestDatabase) {
         database
             .query_i64("SELECT CAST(MAX(version) AS BIGINT) FROM schema_migrations")
             .await,
-        5
+        6
     );
     assert_eq!(
         stores.factors.recovery_codes_left(user_id).await.unwrap(),
@@ -253,6 +259,7 @@ async fn a_version_4_database_upgrades_to_version_5(database: &TestDatabase) {
         .unwrap();
     stores.codes.record_send("user:a", at(0)).await.unwrap();
     drop(stores);
+    undo_version_6(database).await;
     database
         .execute_raw(
             "DROP TABLE phone_factors;
@@ -281,7 +288,7 @@ async fn a_version_4_database_upgrades_to_version_5(database: &TestDatabase) {
         database
             .query_i64("SELECT CAST(MAX(version) AS BIGINT) FROM schema_migrations")
             .await,
-        5
+        6
     );
     assert_eq!(database.query_i64(new_tables).await, 3);
     assert_eq!(
@@ -325,6 +332,73 @@ async fn a_version_4_database_upgrades_to_version_5(database: &TestDatabase) {
             .await
             .unwrap()
     );
+}
+
+/// A database last opened by a build that knew only version 5 gains the policy and audit
+/// tables, and users already required to use 2FA count as required since their last update.
+async fn a_version_5_database_upgrades_to_version_6(database: &TestDatabase) {
+    let stores = database.open().await;
+    let alice = insert_user(&stores, "alice@example.com").await;
+    let bob = insert_user(&stores, "bob@example.com").await;
+    drop(stores);
+    undo_version_6(database).await;
+    let new_tables = if database.is_sqlite() {
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' \
+         AND name IN ('security_policy', 'audit_events', 'audit_anchor')"
+    } else {
+        "SELECT COUNT(*) FROM information_schema.tables \
+         WHERE table_name IN ('security_policy', 'audit_events', 'audit_anchor')"
+    };
+    assert_eq!(database.query_i64(new_tables).await, 0);
+    // What version 5 could hold: a required user (changed at a time of its own) and another.
+    database
+        .execute_raw(
+            "UPDATE users SET require_2fa = TRUE, updated_at = 1700000500 \
+             WHERE email = 'alice@example.com';
+             UPDATE users SET updated_at = 1700000600 WHERE email = 'bob@example.com';",
+        )
+        .await;
+
+    let stores = database.open().await;
+    assert_eq!(
+        database
+            .query_i64("SELECT CAST(MAX(version) AS BIGINT) FROM schema_migrations")
+            .await,
+        6
+    );
+    assert_eq!(database.query_i64(new_tables).await, 3);
+    let alice = stores.users.user_by_id(alice).await.unwrap().unwrap();
+    assert!(alice.require_2fa);
+    assert_eq!(alice.require_2fa_since, Some(at(500)));
+    let bob = stores.users.user_by_id(bob).await.unwrap().unwrap();
+    assert_eq!((bob.require_2fa, bob.require_2fa_since), (false, None));
+    // Turning it on again keeps the backfilled time.
+    assert!(
+        stores
+            .users
+            .set_require_2fa(alice.id, true, at(900))
+            .await
+            .unwrap()
+    );
+    let again = stores.users.user_by_id(alice.id).await.unwrap().unwrap();
+    assert_eq!(again.require_2fa_since, Some(at(500)));
+    assert_eq!(stores.policy.load_policy().await.unwrap(), None);
+    assert_eq!(stores.audit.audit_anchor().await.unwrap(), None);
+    let entry = crate::audit::event("user_updated", None, Some(alice.id), at(901));
+    assert_eq!(crate::audit::append(&stores, &entry).await, 1);
+    assert_eq!(crate::audit::verify(&stores).await, 1);
+}
+
+/// A time of 2FA being required is kept only while it is required.
+async fn require_2fa_since_needs_require_2fa(database: &TestDatabase) {
+    let stores = database.open().await;
+    insert_user(&stores, "alice@example.com").await;
+    let refused = database
+        .try_execute_raw(
+            "UPDATE users SET require_2fa_since = 1700000000 WHERE email = 'alice@example.com'",
+        )
+        .await;
+    assert!(refused.is_err());
 }
 
 async fn concurrent_opens_all_succeed(database: &TestDatabase) {

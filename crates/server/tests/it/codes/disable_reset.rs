@@ -151,12 +151,15 @@ async fn two_factor_stays_on_when_required(backend: Backend) {
 
     // An administrator must keep it too.
     app.service
-        .create_account(NewAccount {
-            email: "root@example.com",
-            password: Some(&SecretString::from(PASSWORD.to_owned())),
-            is_admin: true,
-            require_2fa: false,
-        })
+        .create_account(
+            None,
+            NewAccount {
+                email: "root@example.com",
+                password: Some(&SecretString::from(PASSWORD.to_owned())),
+                is_admin: true,
+                require_2fa: false,
+            },
+        )
         .await
         .unwrap();
     let admin = app.client();
@@ -195,7 +198,7 @@ async fn two_factor_stays_on_when_required(backend: Backend) {
     let code = app.emailed_code("carol@example.com", DISABLE_SUBJECT);
     let user = app.service.find_user("carol@example.com").await.unwrap();
     app.service
-        .set_require_two_factor(user.id, true)
+        .set_require_two_factor(None, user.id, true)
         .await
         .unwrap();
     assert_error(

@@ -71,7 +71,7 @@ async fn adding_a_factor_and_using_a_recovery_code_are_told_by_email(backend: Ba
 
     // An administrator's reset is told as well.
     let user = app.service.find_user("alice@example.com").await.unwrap();
-    app.service.reset_two_factor(user.id).await.unwrap();
+    app.service.reset_two_factor(None, user.id).await.unwrap();
     let notice = app.single_notice("alice@example.com", TWO_FACTOR_RESET);
     assert!(notice.contains("An administrator removed"), "{notice}");
 

@@ -4,6 +4,7 @@
 //! text and email come from the outbox.
 
 mod account;
+mod admin;
 mod email;
 mod phone;
 mod recovery_email;

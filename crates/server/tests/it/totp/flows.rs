@@ -461,7 +461,7 @@ async fn reset_removes_every_factor(backend: Backend) {
     };
     let (client, _, _) = app.enroll("heidi@example.com").await;
     let user = app.service.find_user("heidi@example.com").await.unwrap();
-    app.service.reset_two_factor(user.id).await.unwrap();
+    app.service.reset_two_factor(None, user.id).await.unwrap();
     assert_error(
         app.get(&client, "/api/v1/account").await,
         StatusCode::UNAUTHORIZED,

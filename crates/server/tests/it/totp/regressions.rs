@@ -117,7 +117,7 @@ async fn a_reset_clears_the_lockout(backend: Backend) {
         .await;
     }
     let user = app.service.find_user("jack@example.com").await.unwrap();
-    app.service.reset_two_factor(user.id).await.unwrap();
+    app.service.reset_two_factor(None, user.id).await.unwrap();
     let client = app.client();
     app.login(&client, "jack@example.com", PASSWORD).await;
     let started: Value = app
