@@ -53,6 +53,16 @@ async fn a_queued_email_survives_sigkill_and_is_sent_after_the_restart(postgres:
     assert!(status_text.contains("retrying at"), "{status_text}");
     assert!(status_text.contains("bob@example.com"), "{status_text}");
 
+    // The worker logs the failure just after recording it: wait for the line too.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(&first_log)
+        .unwrap_or_default()
+        .contains("delivery failed; will retry")
+        && std::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
     // SIGKILL between "queued" and "sent".
     server.kill();
     let mut smtp = start(port).await;

@@ -12,10 +12,20 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::delivery::{DeliveryChannel, NextAttempt};
 use crate::email::Email;
 use crate::session::{SessionIdHash, SessionRecord, SessionState};
 use crate::user::{User, UserId};
+
+mod audit;
+mod deliveries;
+
+pub use audit::{
+    AuditAnchor, AuditFilter, AuditRecord, AuditStore, ChainKey, NewAuditEvent, PolicyStore,
+    StoredPolicy,
+};
+pub use deliveries::{
+    Delivery, DeliveryCounts, DeliveryFailureState, DeliveryQueueStore, FailedDelivery, NewDelivery,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -480,233 +490,6 @@ pub struct NewInboundCheck {
     pub code_hash: [u8; 32],
     pub expires_at: OffsetDateTime,
     pub created_at: OffsetDateTime,
-}
-
-/// A message being queued for delivery.
-#[derive(Debug, Clone)]
-pub struct NewDelivery {
-    pub id: Uuid,
-    pub channel: DeliveryChannel,
-    /// The email address, or the phone number in E.164.
-    pub recipient: String,
-    /// The whole message (subject, text, HTML), serialised and sealed under the master key:
-    /// bodies carry one-time codes, which never sit in the database in clear.
-    pub payload: SealedSecret,
-    pub created_at: OffsetDateTime,
-}
-
-/// A delivery claimed by a worker: it is due, and no other worker will be handed it before
-/// the lease runs out.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Delivery {
-    pub id: Uuid,
-    pub channel: DeliveryChannel,
-    pub recipient: String,
-    pub payload: SealedSecret,
-    /// Failed attempts so far.
-    pub attempts: u32,
-    pub created_at: OffsetDateTime,
-}
-
-/// Where a delivery that has failed at least once stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeliveryFailureState {
-    /// Still queued; the next attempt is due then.
-    Retrying { next_attempt_at: OffsetDateTime },
-    /// Given up: the message itself is erased, the record stays for the administrator.
-    GaveUp { failed_at: OffsetDateTime },
-}
-
-/// A delivery whose last attempt failed, as the administrator sees it (never the message).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FailedDelivery {
-    pub id: Uuid,
-    pub channel: DeliveryChannel,
-    pub recipient: String,
-    pub attempts: u32,
-    pub created_at: OffsetDateTime,
-    pub last_error: String,
-    pub state: DeliveryFailureState,
-}
-
-/// How many deliveries are waiting (including those retrying) and how many were given up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct DeliveryCounts {
-    pub pending: u64,
-    pub failed: u64,
-}
-
-/// The durable delivery queue: a message acknowledged as sent is in it until a transport took
-/// it, so it survives a crash of the process that accepted it.
-#[async_trait]
-pub trait DeliveryQueueStore: Send + Sync {
-    /// Stores a delivery, due at once. Durable when it returns.
-    async fn enqueue(&self, delivery: &NewDelivery) -> Result<(), StoreError>;
-
-    /// Claims up to `limit` pending deliveries that are due at `now` and not claimed by a
-    /// live lease, and leases them until `now + lease`. Atomic across instances: two
-    /// concurrent callers never get the same delivery. A worker that dies loses its lease, and
-    /// the delivery is claimed again once the lease has run out.
-    async fn claim_due(
-        &self,
-        now: OffsetDateTime,
-        lease: time::Duration,
-        limit: u32,
-    ) -> Result<Vec<Delivery>, StoreError>;
-
-    /// Deletes a delivered message: nothing of it stays. `false` when it was not queued.
-    async fn mark_sent(&self, id: Uuid) -> Result<bool, StoreError>;
-
-    /// Records a failed attempt: `attempts` failures so far and `last_error` (which must not
-    /// contain the message). With [`NextAttempt::At`] the delivery is released to be retried
-    /// then; with [`NextAttempt::Never`] it becomes failed and its message is erased. `false`
-    /// when it was not pending.
-    async fn mark_failed(
-        &self,
-        id: Uuid,
-        attempts: u32,
-        next: NextAttempt,
-        last_error: &str,
-        now: OffsetDateTime,
-    ) -> Result<bool, StoreError>;
-
-    /// Deliveries whose last attempt failed, retrying or given up, the most recent first.
-    async fn failed_deliveries(&self, limit: u32) -> Result<Vec<FailedDelivery>, StoreError>;
-
-    async fn delivery_counts(&self) -> Result<DeliveryCounts, StoreError>;
-}
-
-/// The organisation's security policy as stored: a JSON document (see `crate::policy`), so
-/// that new settings need no migration.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredPolicy {
-    pub document: String,
-    /// Incremented by every save, starting at 1.
-    pub version: u64,
-    pub updated_at: OffsetDateTime,
-    pub updated_by: Option<UserId>,
-}
-
-#[async_trait]
-pub trait PolicyStore: Send + Sync {
-    /// The saved policy; `None` until one was saved.
-    async fn load_policy(&self) -> Result<Option<StoredPolicy>, StoreError>;
-
-    /// Saves the policy only while the stored version is still `expected_version` (0: none
-    /// saved yet), and returns the new version; `None` (and no change) when another save came
-    /// first. Of two concurrent saves from the same version exactly one wins.
-    async fn save_policy(
-        &self,
-        document: &str,
-        expected_version: u64,
-        updated_by: Option<UserId>,
-        now: OffsetDateTime,
-    ) -> Result<Option<u64>, StoreError>;
-}
-
-/// A security event being appended to the audit log (see `crate::audit`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewAuditEvent {
-    /// Whole milliseconds (the stored precision, which the chain hash covers).
-    pub at: OffsetDateTime,
-    /// `sign_in_failed`, `factor_added`, ...
-    pub kind: String,
-    /// Who did it: the signed-in user or administrator; `None` for the system or someone
-    /// unknown.
-    pub actor: Option<UserId>,
-    /// Whose account it concerns.
-    pub subject: Option<UserId>,
-    pub ip: Option<String>,
-    pub user_agent: Option<String>,
-    /// A JSON object with the details (never a secret).
-    pub detail: String,
-}
-
-/// A stored audit entry: the event, its place in the chain and the chain's hashes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuditRecord {
-    /// 1, 2, 3, ...: assigned on append, without gaps.
-    pub seq: u64,
-    pub event: NewAuditEvent,
-    /// The id of the master key whose derived chain key made `hash`.
-    pub key_id: String,
-    /// The hash of the entry before (or of the anchor; all zeros for the first entry ever).
-    pub prev_hash: [u8; 32],
-    /// `crate::audit::link_hash` of this entry under the chain key.
-    pub hash: [u8; 32],
-    /// The current email addresses of actor and subject, for people reading the log (not part
-    /// of the chain).
-    pub actor_email: Option<String>,
-    pub subject_email: Option<String>,
-}
-
-/// The key the chain hashes are made with.
-#[derive(Clone, Copy)]
-pub struct ChainKey<'a> {
-    pub id: &'a str,
-    pub key: &'a [u8; 32],
-}
-
-impl std::fmt::Debug for ChainKey<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ChainKey")
-            .field("id", &self.id)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Which audit entries [`AuditStore::audit_events`] returns, newest first.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct AuditFilter<'a> {
-    /// Only entries whose actor or subject is this user.
-    pub user: Option<UserId>,
-    pub kind: Option<&'a str>,
-    /// At or after.
-    pub since: Option<OffsetDateTime>,
-    /// Before.
-    pub until: Option<OffsetDateTime>,
-    /// Only entries with a smaller sequence number (the next page).
-    pub before_seq: Option<u64>,
-    pub limit: u32,
-}
-
-/// Where the chain starts after retention removed its oldest entries: the last removed
-/// entry's number and hash.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AuditAnchor {
-    pub seq: u64,
-    pub hash: [u8; 32],
-}
-
-/// The append-only audit log. Nothing updates or deletes an entry but retention, which
-/// removes the oldest ones and moves the anchor in the same transaction.
-#[async_trait]
-pub trait AuditStore: Send + Sync {
-    /// Appends `event` as the next entry: in one serialised step (SQLite: an IMMEDIATE
-    /// transaction; PostgreSQL: a transaction holding an advisory lock) reads the last entry's
-    /// seq and hash (or the anchor's, or 0 and zeros), and inserts seq + 1 with `prev_hash` and
-    /// `hash = crate::audit::link_hash(key.key, &prev_hash, seq, event)`, so that instances
-    /// appending at once still make one chain. Returns the seq.
-    async fn append_audit(
-        &self,
-        event: &NewAuditEvent,
-        key: ChainKey<'_>,
-    ) -> Result<u64, StoreError>;
-
-    /// Entries matching `filter`, newest first, at most `filter.limit`.
-    async fn audit_events(&self, filter: &AuditFilter<'_>) -> Result<Vec<AuditRecord>, StoreError>;
-
-    /// Up to `limit` entries with seq greater than `after_seq`, oldest first (export, verify).
-    async fn audit_chain(&self, after_seq: u64, limit: u32)
-    -> Result<Vec<AuditRecord>, StoreError>;
-
-    async fn audit_anchor(&self) -> Result<Option<AuditAnchor>, StoreError>;
-
-    /// Retention: deletes the oldest entries, up to and including the newest one from before
-    /// `cutoff` (always a prefix of the chain, so no gap opens even if instances' clocks
-    /// differ), and in the same transaction makes the last deleted one the anchor. Returns how
-    /// many were deleted.
-    async fn purge_audit_before(&self, cutoff: OffsetDateTime) -> Result<u64, StoreError>;
 }
 
 #[async_trait]
