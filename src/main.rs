@@ -1,6 +1,5 @@
 //! The `twofold` binary: the command line, the configuration and start-up.
 
-mod audit_json;
 mod cli;
 mod config;
 mod delivery;

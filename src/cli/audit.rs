@@ -11,8 +11,8 @@ use twofold_core::audit::{ChainBreak, MAX_AUDIT_PAGE};
 use twofold_core::store::AuditFilter;
 
 use super::open_service;
-use crate::audit_json::audit_entry_json;
 use crate::config::Config;
+use twofold_server::routes::audit::EventView;
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
@@ -79,7 +79,7 @@ async fn export(service: &Service, out: &mut impl Write) -> anyhow::Result<u64> 
         let Some(last) = batch.last() else { break };
         after = last.seq;
         for record in batch.iter().filter(|record| record.seq <= newest) {
-            serde_json::to_writer(&mut *out, &audit_entry_json(record)?)?;
+            serde_json::to_writer(&mut *out, &EventView::from(record.clone()))?;
             out.write_all(b"\n")?;
             count += 1;
         }

@@ -8,7 +8,6 @@ use serde_json::Value;
 use twofold_core::policy::{CurrentPolicy, PolicyChange, PolicyError, SecurityPolicy};
 
 use super::open_service;
-use crate::audit_json::rfc3339;
 use crate::config::Config;
 
 #[derive(Debug, Subcommand)]
@@ -114,6 +113,10 @@ fn setting_value(key: &str, text: &str) -> Value {
         return number.into();
     }
     Value::String(text.to_owned())
+}
+
+fn rfc3339(at: time::OffsetDateTime) -> anyhow::Result<String> {
+    Ok(at.format(&time::format_description::well_known::Rfc3339)?)
 }
 
 #[cfg(test)]

@@ -50,6 +50,7 @@ async fn audit_export_writes_every_entry_in_chain_order(postgres: bool) {
         "seq",
         "at",
         "kind",
+        "description",
         "actor",
         "actor_email",
         "subject",

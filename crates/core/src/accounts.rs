@@ -97,12 +97,26 @@ pub struct AccountSummary {
 
 impl Service {
     /// Creates a user (see [`Service::create_account`] for the audited way).
+    /// `actor` is recorded in the audit log before the user is stored (an address already
+    /// taken is refused before that).
     pub(crate) async fn insert_account(
         &self,
+        actor: Option<UserId>,
         account: NewAccount<'_>,
     ) -> Result<CreatedAccount, AccountError> {
         let email = Email::parse(account.email)?;
+        if self.stores.users.user_by_email(&email).await?.is_some() {
+            return Err(AccountError::EmailTaken);
+        }
         let (new_user, temporary_password) = self.prepare_user(email, account).await?;
+        self.audit(
+            Event::by(EventKind::UserCreated, actor, Some(new_user.id))
+                .with("email", new_user.email.as_str())
+                .with("admin", new_user.is_admin)
+                .with("require_2fa", new_user.require_2fa)
+                .with("temporary_password", temporary_password.is_some()),
+        )
+        .await?;
         self.stores.users.insert_user(&new_user).await?;
         tracing::info!(user_id = %new_user.id, admin = new_user.is_admin, "user created");
         Ok(CreatedAccount {

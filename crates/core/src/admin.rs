@@ -1,7 +1,9 @@
 //! What administrators do to users (seed 004): the user list with its two-factor status,
 //! requiring 2FA, resetting it, disabling and enabling accounts, and sending the invitation
 //! again. Every change is recorded in the audit log with the administrator as its actor
-//! (`None`: the command line, run by whoever operates the server).
+//! (`None`: the command line, run by whoever operates the server), before it is made: if the
+//! entry cannot be written nothing changes, so no change goes unrecorded (an entry whose change
+//! then failed is possible; a change without its entry is not).
 
 use secrecy::SecretString;
 
@@ -124,22 +126,16 @@ impl Service {
         actor: Option<UserId>,
         account: NewAccount<'_>,
     ) -> Result<CreatedAccount, AccountError> {
-        let created = self.insert_account(account).await?;
-        let user = &created.user;
-        self.audit(
-            Event::by(EventKind::UserCreated, actor, Some(user.id))
-                .with("admin", user.is_admin)
-                .with("require_2fa", user.require_2fa)
-                .with("temporary_password", created.temporary_password.is_some()),
-        )
-        .await?;
+        let created = self.insert_account(actor, account).await?;
         if created.temporary_password.is_some() {
-            self.invite(user).await;
+            self.invite(&created.user).await;
         }
         Ok(created)
     }
 
-    /// Requires (or stops requiring) a second factor for the user.
+    /// Requires (or stops requiring) a second factor for the user. Requiring it ends the
+    /// sessions of a user who has no usable factor yet: the requirement holds from now, not
+    /// from whenever a password-only session times out.
     #[tracing::instrument(skip(self))]
     pub async fn set_require_two_factor(
         &self,
@@ -147,6 +143,13 @@ impl Service {
         id: UserId,
         required: bool,
     ) -> Result<AdminUser, AccountError> {
+        let user = self.user_by_id(id).await?;
+        self.audit(
+            Event::by(EventKind::UserUpdated, actor, Some(id))
+                .with("email", user.email.as_str())
+                .with("require_2fa", required),
+        )
+        .await?;
         if !self
             .stores
             .users
@@ -155,10 +158,9 @@ impl Service {
         {
             return Err(AccountError::NotFound);
         }
-        self.audit(
-            Event::by(EventKind::UserUpdated, actor, Some(id)).with("require_2fa", required),
-        )
-        .await?;
+        if required && self.usable_methods(&user).await?.is_empty() {
+            self.stores.sessions.delete_user_sessions(id, None).await?;
+        }
         tracing::info!(user_id = %id, required, "two-factor requirement changed");
         self.admin_user(id).await
     }
@@ -179,6 +181,13 @@ impl Service {
         }
         let user = self.user_by_id(id).await?;
         let methods = self.enrolled_methods(&user).await?;
+        let removed: Vec<&str> = methods.iter().map(|method| method.as_str()).collect();
+        self.audit(
+            Event::by(EventKind::TwoFactorReset, actor, Some(id))
+                .with("email", user.email.as_str())
+                .with("removed", removed),
+        )
+        .await?;
         self.stores.factors.delete_all_factors(id).await?;
         // The lost-device path must not start behind a lockout earned with the old device.
         self.stores
@@ -186,13 +195,6 @@ impl Service {
             .clear_failures(&crate::throttle::second_factor_key(id))
             .await?;
         let ended = self.stores.sessions.delete_user_sessions(id, None).await?;
-        let removed: Vec<&str> = methods.iter().map(|method| method.as_str()).collect();
-        self.audit(
-            Event::by(EventKind::TwoFactorReset, actor, Some(id))
-                .with("removed", removed)
-                .with("sessions_ended", ended),
-        )
-        .await?;
         tracing::info!(user_id = %id, sessions_ended = ended, "second factors reset");
         self.notify(
             &user,
@@ -217,6 +219,14 @@ impl Service {
         if disabled && actor == Some(id) {
             return Err(AccountError::OwnAccount);
         }
+        let user = self.user_by_id(id).await?;
+        let kind = if disabled {
+            EventKind::UserDisabled
+        } else {
+            EventKind::UserEnabled
+        };
+        self.audit(Event::by(kind, actor, Some(id)).with("email", user.email.as_str()))
+            .await?;
         if !self
             .stores
             .users
@@ -230,13 +240,6 @@ impl Service {
         } else {
             0
         };
-        let kind = if disabled {
-            EventKind::UserDisabled
-        } else {
-            EventKind::UserEnabled
-        };
-        self.audit(Event::by(kind, actor, Some(id)).with("sessions_ended", ended))
-            .await?;
         tracing::info!(user_id = %id, disabled, sessions_ended = ended, "user disabled or enabled");
         self.admin_user(id).await
     }
@@ -259,6 +262,11 @@ impl Service {
             .hasher
             .hash(NewPassword::generated(temporary.clone()).secret())
             .await?;
+        self.audit(
+            Event::by(EventKind::InvitationSent, actor, Some(id))
+                .with("email", user.email.as_str()),
+        )
+        .await?;
         if !self
             .stores
             .users
@@ -268,8 +276,6 @@ impl Service {
             return Err(AccountError::InvitationAccepted);
         }
         self.stores.sessions.delete_user_sessions(id, None).await?;
-        self.audit(Event::by(EventKind::InvitationSent, actor, Some(id)))
-            .await?;
         self.invite(&user).await;
         Ok(temporary)
     }

@@ -356,6 +356,13 @@ impl Service {
             everyone_since,
         })
         .map_err(anyhow::Error::new)?;
+        // Recorded before it is saved: a change that cannot be recorded is not made.
+        self.audit(
+            Event::by(EventKind::PolicyChanged, actor, None)
+                .with("version", current.version + 1)
+                .with("changed", changed_fields(&current.policy, &next)),
+        )
+        .await?;
         let Some(version) = self
             .stores
             .policy
@@ -364,13 +371,6 @@ impl Service {
         else {
             return Err(PolicyError::Conflict);
         };
-        let changed = changed_fields(&current.policy, &next);
-        self.audit(
-            Event::by(EventKind::PolicyChanged, actor, None)
-                .with("version", version)
-                .with("changed", changed),
-        )
-        .await?;
         tracing::info!(version, "security policy changed");
         let saved = Arc::new(CurrentPolicy {
             policy: next,
@@ -410,8 +410,8 @@ impl Service {
             return Ok(());
         }
         Err(PolicyError::Invalid(
-            "allowed_methods must include a method you have set up, or you could not sign in to \
-             the administration again: set one of them up first"
+            "keep a method you have set up among the allowed methods, or you could not use the \
+             administration any more: set up one of the others first"
                 .to_owned(),
         ))
     }

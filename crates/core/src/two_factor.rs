@@ -46,14 +46,11 @@ impl Removal {
 }
 
 impl Service {
-    /// Whether the user has a second factor they can sign in with (recovery codes alone are
-    /// not one: they come with a factor).
+    /// Whether the user has a second factor they can sign in with: one the policy allows
+    /// (recovery codes alone are not one: they come with a factor). A user whose only factors
+    /// the policy no longer allows enrolls an allowed one as their first.
     pub async fn has_second_factor(&self, user: &User) -> Result<bool, FactorError> {
-        Ok(self
-            .enrolled_methods(user)
-            .await?
-            .iter()
-            .any(|method| *method != Method::RecoveryCode))
+        Ok(!self.usable_methods(user).await?.is_empty())
     }
 
     /// The user's verified phone, masked for display, if they have one.

@@ -1,6 +1,7 @@
 //! The JSON body extractor of the API: axum's own, with every rejection turned into the
 //! contract's error body (415 without `application/json`, 413 past the size limit, 400 for
-//! malformed JSON, 422 for well-formed JSON of the wrong shape).
+//! malformed JSON, 422 for well-formed JSON of the wrong shape). A body is always a JSON object:
+//! serde would otherwise fill a struct from an array by position, past `deny_unknown_fields`.
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Request};
@@ -21,10 +22,31 @@ where
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(request, state).await {
-            Ok(axum::Json(value)) => Ok(JsonBody(value)),
+        match axum::Json::<ObjectOnly<T>>::from_request(request, state).await {
+            Ok(axum::Json(ObjectOnly(value))) => Ok(JsonBody(value)),
             Err(rejection) => Err(reject(rejection)),
         }
+    }
+}
+
+/// `T`, read only from a JSON object.
+struct ObjectOnly<T>(T);
+
+impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for ObjectOnly<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Object<T>(std::marker::PhantomData<T>);
+        impl<'de, T: serde::Deserialize<'de>> serde::de::Visitor<'de> for Object<T> {
+            type Value = T;
+            fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+                formatter.write_str("a JSON object")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(self, map: M) -> Result<T, M::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+            }
+        }
+        deserializer
+            .deserialize_map(Object(std::marker::PhantomData))
+            .map(ObjectOnly)
     }
 }
 

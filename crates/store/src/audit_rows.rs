@@ -179,6 +179,12 @@ pub(crate) fn audit_events_query(
         let user = bind(SqlValue::Text(user.to_string()));
         conditions.push(format!("(e.actor_id = {user} OR e.subject_id = {user})"));
     }
+    if let Some(subject) = filter.subject {
+        conditions.push(format!(
+            "e.subject_id = {}",
+            bind(SqlValue::Text(subject.to_string()))
+        ));
+    }
     if let Some(kind) = filter.kind {
         conditions.push(format!(
             "e.kind = {}",
@@ -257,15 +263,14 @@ mod tests {
                 until: Some(at + time::Duration::seconds(1)),
                 before_seq: Some(u64::MAX),
                 limit: 10,
+                subject: Some(user),
             },
             numbered,
         );
         assert!(query.sql.contains("(e.actor_id = $1 OR e.subject_id = $1)"));
-        assert!(
-            query
-                .sql
-                .contains("e.kind = $2 AND e.at_ms >= $3 AND e.at_ms < $4 AND e.seq < $5")
-        );
+        assert!(query.sql.contains(
+            "e.subject_id = $2 AND e.kind = $3 AND e.at_ms >= $4 AND e.at_ms < $5 AND e.seq < $6"
+        ));
         assert!(
             !query.sql.contains("DROP"),
             "values are bound, never written in"
@@ -273,6 +278,7 @@ mod tests {
         assert_eq!(
             query.params,
             [
+                SqlValue::Text(user.to_string()),
                 SqlValue::Text(user.to_string()),
                 SqlValue::Text("x'; DROP TABLE users; --".to_owned()),
                 SqlValue::Integer(1_700_000_000_000),

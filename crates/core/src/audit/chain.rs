@@ -68,6 +68,9 @@ pub enum ChainBreak {
     BadLink { seq: u64 },
     /// The entry was made with a master key that is not loaded.
     UnknownKey { seq: u64, key_id: String },
+    /// An entry after this one cannot be read: one of its fields was changed into something
+    /// that is not a valid value.
+    Unreadable { after: u64 },
     /// The anchor is not one the chain's own retention entries recorded: the oldest entries
     /// were removed, or the anchor moved, by something other than retention.
     UnrecordedAnchor { seq: u64 },
@@ -91,6 +94,11 @@ impl std::fmt::Display for ChainBreak {
             ChainBreak::UnknownKey { seq, key_id } => write!(
                 f,
                 "entry {seq} was sealed with master key {key_id}, which is not loaded"
+            ),
+            ChainBreak::Unreadable { after } => write!(
+                f,
+                "an entry after entry {after} cannot be read: a field was changed into something \
+                 that is not a valid value"
             ),
             ChainBreak::UnrecordedAnchor { seq } => write!(
                 f,
@@ -337,6 +345,7 @@ mod tests {
         let bytes = [0xab; 32];
         assert_eq!(from_hex(&to_hex(&bytes)), Some(bytes));
         assert_eq!(from_hex("zz"), None);
+        assert_eq!(to_hex(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
     }
 
     #[test]

@@ -91,6 +91,8 @@ impl std::fmt::Debug for ChainKey<'_> {
 pub struct AuditFilter<'a> {
     /// Only entries whose actor or subject is this user.
     pub user: Option<UserId>,
+    /// Only entries about this user's account.
+    pub subject: Option<UserId>,
     pub kind: Option<&'a str>,
     /// At or after.
     pub since: Option<OffsetDateTime>,

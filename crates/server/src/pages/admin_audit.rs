@@ -236,6 +236,7 @@ pub async fn audit_page(
                             until,
                             before_seq: typed.before,
                             limit: ENTRIES_PER_PAGE,
+                            subject: None,
                         })
                         .await?;
                 }

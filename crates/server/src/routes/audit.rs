@@ -15,7 +15,7 @@ use time::OffsetDateTime;
 use tokio::sync::mpsc;
 use twofold_core::Service;
 use twofold_core::accounts::AccountError;
-use twofold_core::audit::{EventKind, MAX_AUDIT_PAGE};
+use twofold_core::audit::{EventKind, MAX_AUDIT_PAGE, to_hex};
 use twofold_core::store::{AuditFilter, AuditRecord};
 use twofold_core::user::UserId;
 use utoipa::{IntoParams, ToSchema};
@@ -80,20 +80,10 @@ impl From<AuditRecord> for EventView {
             ip: event.ip,
             user_agent: event.user_agent,
             detail,
-            prev_hash: hex(&record.prev_hash),
-            hash: hex(&record.hash),
+            prev_hash: to_hex(&record.prev_hash),
+            hash: to_hex(&record.hash),
         }
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut text = String::with_capacity(bytes.len() * 2);
-    for byte in bytes {
-        text.push(char::from(DIGITS[usize::from(byte >> 4)]));
-        text.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
-    }
-    text
 }
 
 /// The filters of the audit log. Every parameter is optional.
@@ -167,6 +157,7 @@ pub async fn audit_log(
             until,
             before_seq,
             limit,
+            subject: None,
         })
         .await?;
     let full = records.len() >= limit as usize;
@@ -316,15 +307,4 @@ pub async fn verify(State(state): State<AppState>) -> Result<Json<VerifyResponse
         problem: report.broken.map(|broken| broken.to_string()),
         anchor_seq: report.anchor.map(|anchor| anchor.seq),
     }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hashes_are_lowercase_hex() {
-        assert_eq!(hex(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
-        assert_eq!(hex(&[0xab; 32]).len(), 64);
-    }
 }

@@ -262,6 +262,13 @@ async fn the_user_filter_matches_actor_or_subject_newest_first(stores: &Stores) 
         .await,
         [5]
     );
+    // The subject filter: entries about the user's account, whoever caused them.
+    let about = |user| AuditFilter {
+        subject: Some(user),
+        ..limit(100)
+    };
+    assert_eq!(events(stores, about(alice)).await, [2, 1]);
+    assert_eq!(events(stores, about(bob)).await, [5, 3]);
 }
 
 async fn kind_time_and_seq_filters_combine(stores: &Stores) {
@@ -302,6 +309,7 @@ async fn kind_time_and_seq_filters_combine(stores: &Stores) {
         until: Some(at_ms(20, 1)),
         before_seq: Some(4),
         limit: 10,
+        subject: Some(bob),
     };
     assert_eq!(events(stores, everything).await, [3]);
 }

@@ -313,7 +313,7 @@ async fn the_export_is_json_lines_in_chain_order(backend: Backend) {
 
 /// Lets the test change the log as an attacker with database access would: without the
 /// trigger that refuses changes.
-async fn drop_append_only_trigger(app: &TestApp) {
+pub(super) async fn drop_append_only_trigger(app: &TestApp) {
     let sql = if app.database.is_sqlite() {
         "DROP TRIGGER audit_events_append_only"
     } else {
@@ -322,7 +322,7 @@ async fn drop_append_only_trigger(app: &TestApp) {
     app.database.execute_raw(sql).await;
 }
 
-async fn verify(app: &TestApp, admin: &Admin) -> Value {
+pub(super) async fn verify(app: &TestApp, admin: &Admin) -> Value {
     json_of(
         app.get(&admin.client, "/api/v1/admin/audit/verify").await,
         StatusCode::OK,

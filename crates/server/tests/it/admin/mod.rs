@@ -5,6 +5,7 @@
 mod access;
 mod audit;
 mod policy;
+mod recording;
 mod users;
 
 use reqwest::{Client, Response, StatusCode};

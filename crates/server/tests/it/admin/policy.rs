@@ -17,6 +17,7 @@ on_both_backends!(
     requiring_everyone_makes_plain_users_enroll_after_the_grace_period,
     a_method_taken_off_the_list_cannot_be_enrolled_or_used,
     an_administrator_cannot_disallow_their_only_method,
+    a_user_whose_only_factor_is_disallowed_enrolls_an_allowed_one,
     a_lower_lockout_threshold_locks_sooner,
     a_second_instance_applies_a_change_without_restart,
 );
@@ -397,4 +398,53 @@ async fn an_administrator_cannot_disallow_their_only_method(backend: Backend) {
         .change_policy(&admin, json!({"allowed_methods": ["totp", "email"]}))
         .await;
     assert_eq!(saved["policy"]["allowed_methods"], json!(["totp", "email"]));
+}
+
+/// A user whose only factor (a phone) the policy stops allowing is neither let in with the
+/// password alone nor stuck: the enrollment at sign-in adds an allowed factor as their first.
+async fn a_user_whose_only_factor_is_disallowed_enrolls_an_allowed_one(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let admin = app.signed_in_admin("root@example.com").await;
+    let gus = app.signed_in("gus@example.com").await;
+    app.add_phone(&gus, PHONE).await;
+    app.change_policy(&admin, json!({"allowed_methods": ["totp"]}))
+        .await;
+
+    let client = app.client();
+    let step = json_of(
+        app.login(&client, "gus@example.com", PASSWORD).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(
+        step,
+        json!({"state": "enrollment_required", "methods": ["totp"]})
+    );
+    let started = json_of(
+        app.post(&client, "/api/v1/account/totp", json!({})).await,
+        StatusCode::OK,
+    )
+    .await;
+    let secret = started["secret"].as_str().unwrap().to_owned();
+    let confirmed = json_of(
+        app.post(
+            &client,
+            "/api/v1/account/totp/confirm",
+            json!({"code": independent_totp(&secret, app.now())}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert!(
+        !strings(&confirmed["recovery_codes"]).is_empty(),
+        "a first usable factor comes with recovery codes"
+    );
+    let account = json_of(app.get(&client, "/api/v1/account").await, StatusCode::OK).await;
+    assert_eq!(
+        (&account["two_factor"], &account["methods"][0]),
+        (&json!("enabled"), &json!("totp"))
+    );
 }

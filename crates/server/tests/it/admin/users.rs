@@ -385,6 +385,30 @@ async fn bad_input_gets_4xx_with_the_error_body(backend: Backend) {
     assert_error(twice, StatusCode::BAD_REQUEST, "invalid_query").await;
 
     let create = |body: Value| app.post(client, "/api/v1/admin/users", body);
+    // An array would fill the struct by position (here: an administrator) past
+    // deny_unknown_fields; a body must be an object.
+    for body in [
+        json!(["arr@example.com", null, true]),
+        json!(null),
+        json!(7),
+    ] {
+        assert_error(
+            create(body).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        )
+        .await;
+    }
+    assert!(app.service.find_user("arr@example.com").await.is_err());
+    let by_position = app
+        .patch(client, &format!("/api/v1/admin/users/{bob}"), json!([true]))
+        .await;
+    assert_error(
+        by_position,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_body",
+    )
+    .await;
     assert_error(
         create(json!({"email": "bob@example.com", "password": PASSWORD})).await,
         StatusCode::CONFLICT,
