@@ -111,6 +111,17 @@ fn method_words(method: Method) -> &'static str {
 const NOT_YOU: &str =
     "If this was not you, change your password at once and tell your administrator.";
 
+/// The last words of a notice: what to do if the owner did not do this. A change an
+/// administrator made was not the owner's doing to begin with.
+fn closing(notice: &Notice) -> &'static str {
+    match notice {
+        Notice::TwoFactorReset {
+            by_administrator: true,
+        } => "If you did not ask for this, tell your administrator at once.",
+        _ => NOT_YOU,
+    }
+}
+
 /// Lines of an email's text part are kept this short, so that it travels as plain 7-bit text
 /// (longer lines get quoted-printable, which turns `=` into `=3D` for readers without MIME).
 const LINE_WIDTH: usize = 72;
@@ -249,7 +260,7 @@ pub fn notice_email(user: &User, notice: &Notice) -> EmailMessage {
     }
     EmailMessage {
         to: user.email.clone(),
-        text_body: wrap(&format!("{first}\n\n{NOT_YOU}\n")),
+        text_body: wrap(&format!("{first}\n\n{}\n", closing(notice))),
         subject,
         html_body: None,
     }
@@ -405,9 +416,20 @@ mod tests {
             let message = notice_email(&user(), &notice);
             assert!(six_digit_runs(&message.text_body).is_empty());
             assert!(
-                message.text_body.replace('\n', " ").contains(NOT_YOU),
+                message
+                    .text_body
+                    .replace('\n', " ")
+                    .contains(closing(&notice)),
                 "{notice:?}"
             );
         }
+        let by_admin = notice_email(
+            &user(),
+            &Notice::TwoFactorReset {
+                by_administrator: true,
+            },
+        );
+        let text = by_admin.text_body.replace('\n', " ");
+        assert!(text.contains("tell your administrator") && !text.contains(NOT_YOU));
     }
 }
