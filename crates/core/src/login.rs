@@ -127,9 +127,8 @@ impl Service {
         }
         let now = self.clock.now();
         let policy = self.policy().await?;
-        let enrolled = self.allowed_enrolled(&user, &policy).await?;
-        let state =
-            state_after_password(&user, &enrolled, self.enrollment_due(&user, &policy).await?);
+        let (enrolled, due) = self.factors_at_sign_in(&user, &policy).await?;
+        let state = state_after_password(&user, &enrolled, due);
         let token = SessionToken::generate().map_err(anyhow::Error::new)?;
         self.stores
             .sessions
@@ -196,8 +195,7 @@ impl Service {
         let mut updated = user.clone();
         updated.password_change_required = false;
         let policy = self.policy().await?;
-        let enrolled = self.allowed_enrolled(&updated, &policy).await?;
-        let due = self.enrollment_due(&updated, &policy).await?;
+        let (enrolled, due) = self.factors_at_sign_in(&updated, &policy).await?;
         let state = state_after_password(&updated, &enrolled, due);
         let token = self.rotate(session, state, now).await?;
         if state == SessionState::Authenticated {
@@ -305,28 +303,22 @@ impl Service {
         user: &User,
         policy: &CurrentPolicy,
     ) -> Result<Vec<Method>, LoginError> {
-        let mut methods = self.enrolled_methods(user).await?;
-        methods.retain(|method| *method == Method::RecoveryCode || policy.policy.allows(*method));
-        if methods == [Method::RecoveryCode] {
-            methods.clear();
-        }
-        Ok(methods)
+        Ok(allowed_of(self.enrolled_methods(user).await?, policy))
     }
 
-    /// Whether the user, having no usable second factor, must enroll one now: the policy's
-    /// rule and grace period, and also anyone whose only factors the policy no longer allows
-    /// (they had chosen two factors; dropping to one would be a downgrade).
-    pub(crate) async fn enrollment_due(
+    /// What the password step needs, from one read of the factors: the usable ones, and
+    /// whether a user without any must enroll now — by the policy's rule and grace period, and
+    /// also anyone whose only factors the policy no longer allows (they had chosen two factors;
+    /// dropping to one would be a downgrade).
+    async fn factors_at_sign_in(
         &self,
         user: &User,
         policy: &CurrentPolicy,
-    ) -> Result<bool, LoginError> {
-        Ok(policy.enrollment_due(user, self.clock.now())
-            || self
-                .enrolled_methods(user)
-                .await?
-                .iter()
-                .any(|method| *method != Method::RecoveryCode))
+    ) -> Result<(Vec<Method>, bool), LoginError> {
+        let all = self.enrolled_methods(user).await?;
+        let due = policy.enrollment_due(user, self.clock.now())
+            || all.iter().any(|method| *method != Method::RecoveryCode);
+        Ok((allowed_of(all, policy), due))
     }
 
     /// The second factors the user has (an active authenticator, a verified phone, email
@@ -438,6 +430,15 @@ fn signed_out_event(record: &SessionRecord) -> Event {
     } else {
         event.with("state", record.state.as_str())
     }
+}
+
+/// Of the user's factors, those the policy allows; recovery codes count only beside one.
+fn allowed_of(mut methods: Vec<Method>, policy: &CurrentPolicy) -> Vec<Method> {
+    methods.retain(|method| *method == Method::RecoveryCode || policy.policy.allows(*method));
+    if methods == [Method::RecoveryCode] {
+        methods.clear();
+    }
+    methods
 }
 
 /// The methods a step answers with: the usable ones for `second_factor`, the allowed ones

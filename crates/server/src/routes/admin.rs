@@ -288,6 +288,7 @@ pub async fn change_user(
         (status = 401, description = "`unauthenticated`", body = ErrorBody),
         (status = 403, description = "`forbidden`", body = ErrorBody),
         (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 409, description = "`own_account`: administrators do not reset their own second factors here", body = ErrorBody),
     ))]
 pub async fn reset_two_factor(
     State(state): State<AppState>,
