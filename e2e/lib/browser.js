@@ -88,3 +88,23 @@ export async function sessionCookie(context) {
   const cookies = await context.cookies();
   return cookies.find((cookie) => cookie.name === 'twofold_session' || cookie.name === '__Host-twofold_session');
 }
+
+/**
+ * Collects what should not happen on a page: console errors, script errors, failed requests and
+ * 4xx/5xx responses (but `/favicon.ico`). With `allowRefusedPosts`, a 401 answer to a form POST
+ * (a wrong code the test typed on purpose) is expected too. Returns the live list.
+ */
+export function watchForProblems(page, { allowRefusedPosts = false } = {}) {
+  const problems = [];
+  page.on('console', (message) => {
+    if (message.type() === 'error' && !message.text().startsWith('Failed to load resource')) problems.push(message.text());
+  });
+  page.on('pageerror', (error) => problems.push(error.message));
+  page.on('requestfailed', (request) => problems.push(`${request.url()}: ${request.failure()?.errorText}`));
+  page.on('response', (response) => {
+    const { pathname } = new URL(response.url());
+    const refusedPost = allowRefusedPosts && response.status() === 401 && response.request().method() === 'POST';
+    if (response.status() >= 400 && pathname !== '/favicon.ico' && !refusedPost) problems.push(`${response.status()} ${pathname}`);
+  });
+  return problems;
+}

@@ -15,7 +15,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
-import { chooseNewPassword, launchBrowser, pathOf, signIn, submitForm, withPage } from '../lib/browser.js';
+import { chooseNewPassword, launchBrowser, pathOf, signIn, submitForm, watchForProblems, withPage } from '../lib/browser.js';
 import { messagesTo } from '../lib/outbox.js';
 import { ARTIFACTS_DIR, backends, startServer } from '../lib/server.js';
 import { stepAt, totp, waitForStepAfter } from '../lib/totp.js';
@@ -26,20 +26,6 @@ const USER_PASSWORD = 'nora chose this passphrase';
 const SCREENSHOTS = Boolean(process.env.TWOFOLD_E2E_SCREENSHOTS);
 
 /** CSP violations, script errors, failed requests and answers of 400 or more. */
-function watchForProblems(page) {
-  const problems = [];
-  page.on('console', (message) => {
-    if (message.type() === 'error' && !message.text().startsWith('Failed to load resource')) problems.push(message.text());
-  });
-  page.on('pageerror', (error) => problems.push(error.message));
-  page.on('requestfailed', (request) => problems.push(`${request.url()}: ${request.failure()?.errorText}`));
-  page.on('response', (response) => {
-    const { pathname } = new URL(response.url());
-    if (response.status() >= 400 && pathname !== '/favicon.ico') problems.push(`${response.status()} ${pathname}`);
-  });
-  return problems;
-}
-
 /** From the enrollment choice: sets up the authenticator app; resolves { secret, step }. */
 async function enrollAuthenticator(page) {
   assert.equal(pathOf(page), '/login/enroll');

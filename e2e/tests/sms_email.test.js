@@ -11,7 +11,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
-import { launchBrowser, pathOf, signIn, submitForm, withPage } from '../lib/browser.js';
+import { launchBrowser, pathOf, signIn, submitForm, watchForProblems, withPage } from '../lib/browser.js';
 import { codeSentBy, messagesTo } from '../lib/outbox.js';
 import { backends, startServer } from '../lib/server.js';
 import { totp } from '../lib/totp.js';
@@ -21,20 +21,6 @@ const TEST_TIMEOUT = 120_000;
 const UNITED_KINGDOM = 'United Kingdom (+44)';
 
 /** CSP violations, script errors, failed requests and error answers the test did not expect. */
-function watchForProblems(page) {
-  const problems = [];
-  page.on('console', (message) => {
-    if (message.type() === 'error' && !message.text().startsWith('Failed to load resource')) problems.push(message.text());
-  });
-  page.on('pageerror', (error) => problems.push(error.message));
-  page.on('requestfailed', (request) => problems.push(`${request.url()}: ${request.failure()?.errorText}`));
-  page.on('response', (response) => {
-    const { pathname } = new URL(response.url());
-    if (response.status() >= 400 && pathname !== '/favicon.ico') problems.push(`${response.status()} ${pathname}`);
-  });
-  return problems;
-}
-
 const text = async (page, selector) => (await page.locator(selector).innerText()).trim();
 
 /** Clicks a link and waits for the page it leads to. */

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
 
-import { launchBrowser, pathOf, signIn, submitForm, withPage } from '../lib/browser.js';
+import { launchBrowser, pathOf, signIn, submitForm, watchForProblems, withPage } from '../lib/browser.js';
 import { backends, startServer } from '../lib/server.js';
 import { encodeUnreserved, readQrCode, stepAt, totp, waitForStepAfter } from '../lib/totp.js';
 
@@ -20,26 +20,6 @@ const KNOWN_APPS = [
   'Microsoft Authenticator', 'Google Authenticator', 'FreeOTP', 'Authy', 'Duo Mobile',
   'LastPass Authenticator', 'OneLogin Protect', 'desktop TOTP apps',
 ];
-
-/**
- * Problems the browser reports: CSP violations and script errors (console errors other than
- * the HTTP statuses, which are listed apart), failed requests, and answers of 400 or more
- * other than the wrong-code 401s the test provokes and the favicon nobody serves.
- */
-function watchForProblems(page) {
-  const problems = [];
-  page.on('console', (message) => {
-    if (message.type() === 'error' && !message.text().startsWith('Failed to load resource')) problems.push(message.text());
-  });
-  page.on('pageerror', (error) => problems.push(error.message));
-  page.on('requestfailed', (request) => problems.push(`${request.url()}: ${request.failure()?.errorText}`));
-  page.on('response', (response) => {
-    const { pathname } = new URL(response.url());
-    const expected = pathname === '/favicon.ico' || (response.status() === 401 && response.request().method() === 'POST');
-    if (response.status() >= 400 && !expected) problems.push(`${response.status()} ${pathname}`);
-  });
-  return problems;
-}
 
 /** From `/login/enroll`: picks the authenticator app; resolves the key shown in the disclosure. */
 async function openSetup(page) {
@@ -101,7 +81,7 @@ for (const backend of backends()) {
       const email = 'tina@example.com';
       await server.addUser(email, { password: PASSWORD, require2fa: true });
       await open('a-seed-flow', async (page) => {
-        const problems = watchForProblems(page);
+        const problems = watchForProblems(page, { allowRefusedPosts: true });
         const first = await signIn(page, email, PASSWORD);
         assert.equal(first.status(), 303);
         assert.equal(pathOf(page), '/login/enroll', 'a required user lands on enrollment');
