@@ -1,8 +1,10 @@
-//! The administration commands (`twofold user …`, `twofold policy …`, `twofold audit …`):
+//! The administration commands (`twofold user …`, `twofold policy …`, `twofold audit …`,
+//! `twofold keys …`):
 //! each opens the database the configuration names (the same one the server uses) and acts
 //! as the command line, the actor `None` in the audit log.
 
 pub mod audit;
+pub mod keys;
 pub mod policy;
 pub mod user;
 

@@ -8,6 +8,7 @@ use anyhow::{Context, bail};
 use secrecy::SecretString;
 use serde::Deserialize;
 use twofold_core::phone::PhoneNumber;
+use twofold_server::context::ClientIpSettings;
 use twofold_server::delivery::sms_gateway::SmsGatewaySettings;
 use twofold_server::delivery::smtp::{self, Mailbox, SmtpSettings};
 use url::Url;
@@ -41,6 +42,9 @@ pub struct FileConfig {
     pub totp_skew_steps: Option<u64>,
     pub recovery_code_count: Option<usize>,
     pub audit_retention_days: Option<i64>,
+    pub ip_free_failures: Option<u32>,
+    pub trusted_proxies: Option<String>,
+    pub client_ip_header: Option<String>,
 }
 
 /// A hundred years: retention beyond that is "keep everything", and the cutoff stays a valid
@@ -78,6 +82,10 @@ pub struct Config {
     pub recovery_code_count: usize,
     /// Audit entries older than this many days are removed (the chain keeps an anchor).
     pub audit_retention_days: i64,
+    /// Failed checks one client address may make before it must wait; 0 turns the limit off.
+    pub ip_free_failures: u32,
+    /// Trusted reverse proxies and the header they name the client in.
+    pub client_ip: ClientIpSettings,
 }
 
 impl Config {
@@ -157,6 +165,21 @@ impl Config {
             })?,
             None => file.audit_retention_days.unwrap_or(365),
         };
+        let ip_free_failures = match env("TWOFOLD_IP_FREE_FAILURES") {
+            Some(text) => text.trim().parse().map_err(|_| {
+                anyhow::anyhow!("TWOFOLD_IP_FREE_FAILURES {text:?} is not a whole number")
+            })?,
+            None => file.ip_free_failures.unwrap_or(100),
+        };
+        let client_ip = ClientIpSettings::parse(
+            &env("TWOFOLD_TRUSTED_PROXIES")
+                .or(file.trusted_proxies)
+                .unwrap_or_default(),
+            env("TWOFOLD_CLIENT_IP_HEADER")
+                .or(file.client_ip_header)
+                .as_deref(),
+        )
+        .map_err(anyhow::Error::msg)?;
         let config = Config {
             listen,
             data_dir,
@@ -182,6 +205,8 @@ impl Config {
             totp_skew_steps: file.totp_skew_steps.unwrap_or(1),
             recovery_code_count: file.recovery_code_count.unwrap_or(10),
             audit_retention_days,
+            ip_free_failures,
+            client_ip,
         };
         config.check()?;
         Ok(config)
@@ -412,6 +437,54 @@ mod tests {
         assert!(resolve("session_idle_timeout_minutes = 9223372036854775807", &[]).is_err());
         assert!(resolve("max_connections = 0", &[]).is_err());
         assert!(toml::from_str::<FileConfig>("no_such_key = 1").is_err());
+    }
+
+    #[test]
+    fn client_addresses_and_their_limit() {
+        let config = resolve("", &[]).unwrap();
+        assert_eq!(config.ip_free_failures, 100);
+        assert_eq!(config.client_ip, ClientIpSettings::default());
+
+        let config = resolve(
+            "ip_free_failures = 20\ntrusted_proxies = \"10.0.0.0/8\"",
+            &[
+                ("TWOFOLD_IP_FREE_FAILURES", "0"),
+                ("TWOFOLD_TRUSTED_PROXIES", "192.0.2.1, 10.0.0.0/8"),
+                ("TWOFOLD_CLIENT_IP_HEADER", "X-Forwarded-For"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(config.ip_free_failures, 0);
+        assert_eq!(config.client_ip.trusted_proxies.len(), 2);
+        assert_eq!(
+            config.client_ip.header.as_ref().map(|name| name.as_str()),
+            Some("x-forwarded-for")
+        );
+        assert_eq!(
+            resolve("ip_free_failures = 20", &[])
+                .unwrap()
+                .ip_free_failures,
+            20
+        );
+
+        let error = format!(
+            "{:#}",
+            resolve("", &[("TWOFOLD_CLIENT_IP_HEADER", "X-Real-IP")]).unwrap_err()
+        );
+        assert_eq!(
+            error,
+            "TWOFOLD_CLIENT_IP_HEADER needs TWOFOLD_TRUSTED_PROXIES"
+        );
+        let error = format!(
+            "{:#}",
+            resolve("", &[("TWOFOLD_TRUSTED_PROXIES", "10.0.0.0/40")]).unwrap_err()
+        );
+        assert!(error.contains("10.0.0.0/40"), "{error}");
+        let error = format!(
+            "{:#}",
+            resolve("", &[("TWOFOLD_IP_FREE_FAILURES", "many")]).unwrap_err()
+        );
+        assert!(error.contains("TWOFOLD_IP_FREE_FAILURES"), "{error}");
     }
 
     #[test]

@@ -36,6 +36,9 @@ enum Command {
     /// Exports the audit log and checks its hash chain.
     #[command(subcommand)]
     Audit(cli::audit::AuditCommand),
+    /// Rotates the master key (re-sealing every secret) and shows the keys in use.
+    #[command(subcommand)]
+    Keys(cli::keys::KeysCommand),
     /// Checks email delivery: sends a test email, shows the delivery queue.
     #[command(subcommand)]
     Mail(mail::MailCommand),
@@ -64,6 +67,7 @@ fn main() -> ExitCode {
                 Command::User(command) => cli::user::run(config, command).await,
                 Command::Policy(command) => cli::policy::run(config, command).await,
                 Command::Audit(command) => cli::audit::run(config, command).await,
+                Command::Keys(command) => cli::keys::run(config, command).await,
                 Command::Mail(command) => mail::run(config, command).await,
             }
         })

@@ -9,8 +9,8 @@ use secrecy::ExposeSecret;
 use twofold_core::accounts::FIRST_ADMIN_EMAIL;
 use twofold_core::clock::SystemClock;
 use twofold_core::hasher::{Argon2Settings, PasswordHasher};
-use twofold_core::sealing::{MasterKey, Sealer};
-use twofold_core::store::Stores;
+use twofold_core::sealing::Sealer;
+use twofold_core::store::{LockoutPolicy, Stores};
 use twofold_core::{Senders, Service, ServiceSettings};
 use twofold_server::delivery::outbox::Outbox;
 use twofold_server::listener::ConnectionLimits;
@@ -33,9 +33,10 @@ pub async fn open_stores(config: &Config) -> anyhow::Result<Stores> {
         .with_context(|| format!("cannot open the database {}", redact(&config.database_url)))
 }
 
-/// The sealer under the master key. The key file is created on first use, but never while the
-/// database holds secrets sealed under a key, and a key file that is not the one those secrets
-/// need is refused: either would leave every second factor unusable.
+/// The sealer under the master key and the retired ones beside it (see `master_key`). The key
+/// file is created on first use, but never while the database holds secrets sealed under a key,
+/// and key files that do not hold every key those secrets need are refused: either would leave
+/// second factors unusable. The sealer re-reads the files after `twofold keys rotate`.
 pub async fn load_sealer(config: &Config, stores: &Stores) -> anyhow::Result<Sealer> {
     let path = &config.master_key_file;
     let needed = stores
@@ -50,15 +51,20 @@ pub async fn load_sealer(config: &Config, stores: &Stores) -> anyhow::Result<Sea
             needed.join(", ")
         );
     }
-    let key = MasterKey::new(&master_key::load_or_create(path)?);
-    if let Some(unknown) = needed.iter().find(|id| id.as_str() != key.id()) {
+    master_key::load_or_create(path)?;
+    let (keys, loader) = master_key::FileKeyLoader::start(path)?;
+    if let Some(unknown) = needed
+        .iter()
+        .find(|id| !keys.key_ids().any(|loaded| loaded == id.as_str()))
+    {
         anyhow::bail!(
-            "the master key file {} holds key {}, but the database holds secrets sealed with key {unknown}; use the right key file",
+            "the master key file {} holds key {} (retired keys beside it: {}), but the database holds secrets sealed with key {unknown}; use the right key file",
             path.display(),
-            key.id()
+            keys.current_key_id(),
+            keys.key_ids().skip(1).collect::<Vec<_>>().join(", ")
         );
     }
-    Ok(Sealer::new(key))
+    Ok(Sealer::from_ring(keys).with_loader(Box::new(loader)))
 }
 
 /// The service and the delivery set-up its senders come from.
@@ -91,6 +97,10 @@ pub async fn build_service(config: &Config, hashing_workers: usize) -> anyhow::R
             .sms_inbound
             .as_ref()
             .map(|inbound| inbound.number.clone()),
+        ip_lockout: (config.ip_free_failures > 0).then_some(LockoutPolicy {
+            free_failures: config.ip_free_failures,
+            ..twofold_core::throttle::IP_LOCKOUT_POLICY
+        }),
         ..ServiceSettings::default()
     };
     let sealer = Arc::new(load_sealer(config, &stores).await?);
@@ -125,6 +135,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             .sms_inbound
             .as_ref()
             .map(|inbound| inbound.token.clone()),
+        client_ip: config.client_ip.clone(),
     };
     let state = AppState::new(service.clone(), http);
     let (app, _inventory) = twofold_server::app(state);

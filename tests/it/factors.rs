@@ -15,7 +15,7 @@ on_both_backends!(
 );
 
 /// RFC 6238 (SHA-1, 6 digits, 30 s), independent of the project's `otp` crate.
-fn totp(secret: &[u8], unix_time: u64) -> String {
+pub(crate) fn totp(secret: &[u8], unix_time: u64) -> String {
     let mut mac = Hmac::<Sha1>::new_from_slice(secret).unwrap();
     mac.update(&(unix_time / 30).to_be_bytes());
     let digest = mac.finalize().into_bytes();
@@ -29,7 +29,7 @@ fn totp(secret: &[u8], unix_time: u64) -> String {
     format!("{:06}", value % 1_000_000)
 }
 
-fn base32_decode(text: &str) -> Vec<u8> {
+pub(crate) fn base32_decode(text: &str) -> Vec<u8> {
     let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
     let (mut bits, mut count, mut out) = (0u64, 0, Vec::new());
     for byte in text.bytes() {
@@ -44,20 +44,20 @@ fn base32_decode(text: &str) -> Vec<u8> {
     out
 }
 
-fn now() -> u64 {
+pub(crate) fn now() -> u64 {
     #[allow(clippy::disallowed_methods)] // the test talks to a server on the wall clock
     let now = std::time::SystemTime::now();
     now.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
 }
 
-struct Enrolled {
-    secret: Vec<u8>,
-    secret_base32: String,
-    recovery_codes: Vec<String>,
+pub(crate) struct Enrolled {
+    pub(crate) secret: Vec<u8>,
+    pub(crate) secret_base32: String,
+    pub(crate) recovery_codes: Vec<String>,
 }
 
 /// Creates a user who must use 2FA and enrolls an authenticator through the API.
-async fn enroll(install: &Installation, server: &Server, email: &str) -> Enrolled {
+pub(crate) async fn enroll(install: &Installation, server: &Server, email: &str) -> Enrolled {
     let added = install.run(
         &["user", "add", email, "--require-2fa", "--password-stdin"],
         Some(PASSWORD),
@@ -165,6 +165,9 @@ async fn secrets_never_appear_in_clear(postgres: bool) {
         .await
         .unwrap();
     assert_eq!(verified.status(), 200);
+    // The server's stdout too (its stderr is `server.log`), once the reader thread caught up.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let server_stdout = server.stdout_lines().join("\n").into_bytes();
     server.kill();
 
     let hex: String = enrolled
@@ -183,7 +186,7 @@ async fn secrets_never_appear_in_clear(postgres: bool) {
         needles.push(code.as_bytes().to_vec());
         needles.push(code.replace('-', "").to_uppercase().into_bytes());
     }
-    let mut haystacks: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut haystacks: Vec<(String, Vec<u8>)> = vec![("server stdout".into(), server_stdout)];
     for entry in walk(install.data_path()) {
         haystacks.push((entry.display().to_string(), std::fs::read(&entry).unwrap()));
     }
@@ -210,7 +213,7 @@ async fn secrets_never_appear_in_clear(postgres: bool) {
     }
 }
 
-fn walk(directory: &std::path::Path) -> Vec<std::path::PathBuf> {
+pub(crate) fn walk(directory: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(directory).unwrap() {
         let path = entry.unwrap().path();
@@ -224,7 +227,7 @@ fn walk(directory: &std::path::Path) -> Vec<std::path::PathBuf> {
 }
 
 /// Every row of every table, as text and as raw bytes.
-async fn dump_postgres(url: &str) -> Vec<u8> {
+pub(crate) async fn dump_postgres(url: &str) -> Vec<u8> {
     let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
         .await
         .unwrap();
@@ -311,8 +314,9 @@ async fn the_server_refuses_to_start_without_the_key_its_secrets_need(postgres: 
     );
 }
 
-/// Runs `twofold serve` expecting it to stop by itself (it refuses to start).
-async fn serve_to_completion(install: &Installation) -> std::process::Output {
+/// Runs `twofold serve` expecting it to stop by itself (it refuses to start); a server that
+/// starts instead is killed after 30 seconds and the test fails.
+pub(crate) async fn serve_to_completion(install: &Installation) -> std::process::Output {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -323,10 +327,18 @@ async fn serve_to_completion(install: &Installation) -> std::process::Output {
     command
         .arg("serve")
         .env("TWOFOLD_LISTEN", listen)
-        .stdin(std::process::Stdio::null());
-    let run = tokio::task::spawn_blocking(move || command.output().unwrap());
-    tokio::time::timeout(std::time::Duration::from_secs(30), run)
-        .await
-        .expect("serve stopped by itself")
-        .unwrap()
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = command.spawn().unwrap();
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > std::time::Duration::from_secs(30) {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("serve did not stop by itself: it started");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    child.wait_with_output().unwrap()
 }

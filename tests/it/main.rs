@@ -10,5 +10,6 @@ mod codes_delivery;
 mod delivery;
 mod durability;
 mod factors;
+mod keys;
 mod process;
 mod smtp;

@@ -18,7 +18,7 @@ use crate::delivery::DeliveryError;
 use crate::notices::CodePurpose;
 use crate::phone::PhoneNumber;
 use crate::service::Service;
-use crate::session::RandomError;
+use crate::session::{RandomError, SessionIdHash};
 use crate::store::{CodeCheck, NewCode, SendLimit, StoreError};
 use crate::user::{User, UserId};
 
@@ -126,12 +126,23 @@ pub fn generate_code() -> Result<String, RandomError> {
 }
 
 /// The stored form of `code` (see the module comment for what it does not protect). The user
-/// id and purpose in the input keep a code for one user or purpose from matching another's.
-pub fn hash_code(user_id: UserId, purpose: &str, code: &str) -> [u8; 32] {
-    Sha256::new_with_prefix(user_id.to_string().as_bytes())
+/// id and purpose in the input keep a code for one user or purpose from matching another's;
+/// `session`, for a code sent at a sign-in step, binds it to that sign-in (OWASP ASVS 5.0
+/// 6.6.2): typed in any other session, even the same user's next one, it is a wrong code.
+pub fn hash_code(
+    user_id: UserId,
+    purpose: &str,
+    session: Option<&SessionIdHash>,
+    code: &str,
+) -> [u8; 32] {
+    let hash = Sha256::new_with_prefix(user_id.to_string().as_bytes())
         .chain_update(b":")
-        .chain_update(purpose.as_bytes())
-        .chain_update(b":")
+        .chain_update(purpose.as_bytes());
+    let hash = match session {
+        Some(session) => hash.chain_update(b"@").chain_update(session.0),
+        None => hash,
+    };
+    hash.chain_update(b":")
         .chain_update(code.as_bytes())
         .finalize()
         .into()
@@ -166,6 +177,7 @@ impl Service {
         &self,
         user: &User,
         purpose: &str,
+        session: Option<&SessionIdHash>,
         destination: &str,
     ) -> Result<String, CodeError> {
         let now = self.clock.now();
@@ -210,7 +222,7 @@ impl Service {
                 user_id: user.id,
                 purpose,
                 destination: destination.to_owned(),
-                code_hash: hash_code(user.id, purpose, &code),
+                code_hash: hash_code(user.id, purpose, session, &code),
                 expires_at: now + CODE_TTL,
                 created_at: now,
             })
@@ -225,9 +237,10 @@ impl Service {
         &self,
         user: &User,
         purpose: CodePurpose,
+        session: Option<&SessionIdHash>,
     ) -> Result<(), CodeError> {
         let code = self
-            .issue_code(user, purpose.as_str(), user.email.as_str())
+            .issue_code(user, purpose.as_str(), session, user.email.as_str())
             .await?;
         self.audit(code_sent_event(user.id, purpose, CodeChannel::Email, None))
             .await?;
@@ -242,9 +255,10 @@ impl Service {
         user: &User,
         phone: &PhoneNumber,
         purpose: CodePurpose,
+        session: Option<&SessionIdHash>,
     ) -> Result<(), CodeError> {
         let code = self
-            .issue_code(user, purpose.as_str(), phone.as_e164())
+            .issue_code(user, purpose.as_str(), session, phone.as_e164())
             .await?;
         self.audit(code_sent_event(
             user.id,
@@ -265,12 +279,13 @@ impl Service {
         &self,
         user: &User,
         purpose: &str,
+        session: Option<&SessionIdHash>,
         typed: &str,
     ) -> Result<String, CodeError> {
         // Malformed input is hashed as the empty code, which is never issued: it then counts
         // as a wrong try like any other.
         let code = normalise_typed_code(typed).unwrap_or_default();
-        let code_hash = hash_code(user.id, purpose, &code);
+        let code_hash = hash_code(user.id, purpose, session, &code);
         match self
             .stores
             .codes
@@ -390,12 +405,23 @@ mod tests {
     #[test]
     fn the_hash_depends_on_user_purpose_and_code() {
         let user = UserId::random();
-        let hash = hash_code(user, "login_sms", "123456");
-        assert_eq!(hash, hash_code(user, "login_sms", "123456"));
-        assert_ne!(hash, hash_code(UserId::random(), "login_sms", "123456"));
-        assert_ne!(hash, hash_code(user, "login_email", "123456"));
-        assert_ne!(hash, hash_code(user, "login_sms", "123457"));
-        assert_ne!(hash, hash_code(user, "login_sms", ""));
+        let hash = hash_code(user, "login_sms", None, "123456");
+        assert_eq!(hash, hash_code(user, "login_sms", None, "123456"));
+        assert_ne!(
+            hash,
+            hash_code(UserId::random(), "login_sms", None, "123456")
+        );
+        assert_ne!(hash, hash_code(user, "login_email", None, "123456"));
+        assert_ne!(hash, hash_code(user, "login_sms", None, "123457"));
+        assert_ne!(hash, hash_code(user, "login_sms", None, ""));
+        let session = SessionIdHash([7; 32]);
+        let bound = hash_code(user, "login_sms", Some(&session), "123456");
+        assert_ne!(hash, bound, "a bound code is not the unbound one");
+        assert_ne!(
+            bound,
+            hash_code(user, "login_sms", Some(&SessionIdHash([8; 32])), "123456"),
+            "nor another session's"
+        );
     }
 
     #[test]
@@ -403,7 +429,7 @@ mod tests {
         let user: UserId = "6f1c2a4e-8d57-4f0b-9a43-5a7f0e8c1d22".parse().unwrap();
         let expected: [u8; 32] =
             Sha256::digest(b"6f1c2a4e-8d57-4f0b-9a43-5a7f0e8c1d22:email_verify:042017").into();
-        assert_eq!(hash_code(user, "email_verify", "042017"), expected);
+        assert_eq!(hash_code(user, "email_verify", None, "042017"), expected);
     }
 
     #[test]

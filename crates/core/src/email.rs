@@ -20,7 +20,11 @@ pub struct InvalidEmail(&'static str);
 
 impl Email {
     pub fn parse(input: &str) -> Result<Email, InvalidEmail> {
-        let normalised: String = input.trim().nfkc().collect::<String>().to_lowercase();
+        // NFKC again after lower-casing: a lower-case letter can compose with a following mark
+        // where its capital could not ("W" + U+030A stays two characters, "w" + U+030A is
+        // "ẘ"), and without it the same address typed two ways would be two accounts.
+        let lowered = input.trim().nfkc().collect::<String>().to_lowercase();
+        let normalised: String = lowered.nfkc().collect();
         if normalised.is_empty() {
             return Err(InvalidEmail("the email address is empty"));
         }
@@ -91,6 +95,15 @@ impl fmt::Display for Email {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// Found by the `email` fuzz target: the normal form must itself be normal.
+    #[test]
+    fn a_mark_that_composes_only_with_the_lower_case_letter_is_composed() {
+        let typed = Email::parse("W\u{30a}x@example.com").unwrap();
+        let precomposed = Email::parse("\u{1e98}x@example.com").unwrap();
+        assert_eq!(typed, precomposed);
+        assert_eq!(Email::parse(typed.as_str()).unwrap(), typed);
+    }
 
     #[test]
     fn normalises_case_and_space() {

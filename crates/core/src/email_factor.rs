@@ -26,7 +26,8 @@ impl Service {
         }
         // A locked account is sent no codes.
         self.refuse_while_locked(user.id).await?;
-        self.email_new_code(user, CodePurpose::EmailVerify).await?;
+        self.email_new_code(user, CodePurpose::EmailVerify, None)
+            .await?;
         Ok(())
     }
 
@@ -45,7 +46,7 @@ impl Service {
         // one gives its attempt back (verifying an address is no sign-in).
         self.take_attempt(user.id).await?;
         match self
-            .check_code(user, CodePurpose::EmailVerify.as_str(), code)
+            .check_code(user, CodePurpose::EmailVerify.as_str(), None, code)
             .await
         {
             Ok(destination) if destination == user.email.as_str() => {}
@@ -79,7 +80,8 @@ impl Service {
             return Err(FactorError::EmailNotVerified);
         }
         self.refuse_while_locked(user.id).await?;
-        self.email_new_code(user, CodePurpose::EmailFactor).await?;
+        self.email_new_code(user, CodePurpose::EmailFactor, None)
+            .await?;
         Ok(())
     }
 
@@ -100,7 +102,7 @@ impl Service {
         let first_factor = self.refuse_replacement_from_old_session(session).await?;
         self.take_attempt(user.id).await?;
         match self
-            .check_code(user, CodePurpose::EmailFactor.as_str(), code)
+            .check_code(user, CodePurpose::EmailFactor.as_str(), None, code)
             .await
         {
             Ok(destination) if destination == user.email.as_str() => {}

@@ -21,9 +21,9 @@ use crate::phone::InvalidPhone;
 use crate::sealing::SealError;
 use crate::service::Service;
 use crate::session::{SessionState, SessionToken};
-use crate::store::{NewTotp, StoreError, TotpRecord};
+use crate::store::{ChainKey, NewTotp, StoreError, TotpActivation, TotpRecord};
 use crate::throttle::{remaining_lockout, second_factor_key};
-use crate::user::{Method, User, UserId};
+use crate::user::{Method, UserId};
 
 #[derive(Debug, thiserror::Error)]
 pub enum FactorError {
@@ -113,6 +113,7 @@ impl From<LoginError> for FactorError {
         match error {
             LoginError::SessionEnded => FactorError::SessionEnded,
             LoginError::Overloaded => FactorError::Overloaded,
+            LoginError::Throttled { retry_after } => FactorError::Throttled { retry_after },
             other => FactorError::Unexpected(anyhow::Error::new(other)),
         }
     }
@@ -237,17 +238,36 @@ impl Service {
         };
         let now = self.clock.now();
         let replaced = self.stores.factors.active_totp(user.id).await?.is_some();
+        let (recovery_codes, code_hashes) = if first_factor {
+            self.new_recovery_codes(user.id).await?
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        let audit = self.audit_record(factor_added(user.id, Method::Totp, replaced));
+        let keys = self.sealer.keys();
+        let (key_id, key) = keys.current_audit_key();
+        // The authenticator, its recovery codes and its audit entry in one transaction: a
+        // crash leaves the enrollment whole or absent.
+        let activation = TotpActivation {
+            user_id: user.id,
+            id: pending.id,
+            step,
+            now,
+            recovery_codes: first_factor.then_some(code_hashes.as_slice()),
+            audit: &audit,
+            key: ChainKey { id: key_id, key },
+        };
         if !self
             .stores
             .factors
-            .activate_totp(user.id, pending.id, step, now)
+            .activate_totp_enrollment(&activation)
             .await?
         {
             self.give_back_attempt(user.id).await?;
             // A concurrent confirmation with the same code won.
             return Err(FactorError::InvalidCode);
         }
-        self.finish_enrollment(session, Method::Totp, first_factor, replaced)
+        self.after_enrollment(session, Method::Totp, first_factor, recovery_codes)
             .await
     }
 
@@ -277,14 +297,27 @@ impl Service {
         replaced: bool,
     ) -> Result<FactorConfirmed, FactorError> {
         let user = &session.user;
-        let now = self.clock.now();
-        let added = Event::own(EventKind::FactorAdded, user.id).with("method", method.as_str());
-        self.audit(if replaced {
-            added.with("replaced", true)
+        self.audit(factor_added(user.id, method, replaced)).await?;
+        let recovery_codes = if first_factor {
+            self.issue_recovery_codes(user.id).await?
         } else {
-            added
-        })
-        .await?;
+            Vec::new()
+        };
+        self.after_enrollment(session, method, first_factor, recovery_codes)
+            .await
+    }
+
+    /// What follows a stored and recorded factor: clears the lockout, ends the user's other
+    /// sessions, makes this session fully authenticated under a new token, and tells the owner.
+    async fn after_enrollment(
+        &self,
+        session: &ActiveSession,
+        method: Method,
+        first_factor: bool,
+        recovery_codes: Vec<String>,
+    ) -> Result<FactorConfirmed, FactorError> {
+        let user = &session.user;
+        let now = self.clock.now();
         self.stores
             .throttle
             .clear_failures(&second_factor_key(user.id))
@@ -293,11 +326,6 @@ impl Service {
             .sessions
             .delete_user_sessions(user.id, Some(&session.id_hash))
             .await?;
-        let recovery_codes = if first_factor {
-            self.issue_recovery_codes(user.id).await?
-        } else {
-            Vec::new()
-        };
         let token = self
             .rotate(session, SessionState::Authenticated, now)
             .await?;
@@ -367,11 +395,11 @@ impl Service {
                 used
             }
             Method::Sms => {
-                self.accept_login_code(user, CodePurpose::LoginSms, code)
+                self.accept_login_code(user, &session.id_hash, CodePurpose::LoginSms, code)
                     .await?
             }
             Method::Email => {
-                self.accept_login_code(user, CodePurpose::LoginEmail, code)
+                self.accept_login_code(user, &session.id_hash, CodePurpose::LoginEmail, code)
                     .await?
             }
         };
@@ -397,24 +425,6 @@ impl Service {
         })
     }
 
-    /// Checks the current password (re-authentication for sensitive changes).
-    pub(crate) async fn check_password(
-        &self,
-        user: &User,
-        password: &SecretString,
-    ) -> Result<(), FactorError> {
-        let matches = self
-            .hasher
-            .verify(password, &user.password_hash)
-            .await?
-            .matches;
-        if matches {
-            Ok(())
-        } else {
-            Err(FactorError::InvalidPassword)
-        }
-    }
-
     /// The step `code` matches for this authenticator at the current time, if any.
     async fn matching_step(
         &self,
@@ -438,6 +448,10 @@ impl Service {
     /// in before the first is counted); 429 while locked. A right code then clears the count
     /// or gives the attempt back; a check that was no guess gives it back.
     pub(crate) async fn take_attempt(&self, user_id: UserId) -> Result<(), FactorError> {
+        // The client's limit first: a locked address takes no attempt from the account.
+        if let Some(retry_after) = self.client_ip_lockout().await? {
+            return Err(FactorError::Throttled { retry_after });
+        }
         let key = second_factor_key(user_id);
         let now = self.clock.now();
         let lockout = self.policy().await?.policy.lockout();
@@ -481,11 +495,15 @@ impl Service {
         }
     }
 
-    /// A wrong code: its attempt, taken in advance, stays counted; the error to answer with.
-    /// The failure that starts a lockout is recorded in the audit log and told to the owner:
-    /// someone who knows the password is guessing the second factor.
+    /// A wrong code: its attempt, taken in advance, stays counted, and it counts against the
+    /// client's address; the error to answer with. The failure that starts a lockout is
+    /// recorded in the audit log and told to the owner: someone who knows the password is
+    /// guessing the second factor.
     pub(crate) async fn fail_code(&self, user_id: UserId) -> FactorError {
         tracing::info!(user_id = %user_id, "wrong second-factor code");
+        if let Err(error) = self.count_client_ip_failure().await {
+            return error.into();
+        }
         if let Err(error) = self.note_lockout(user_id).await {
             return error;
         }
@@ -555,7 +573,18 @@ fn totp_params(record: &TotpRecord) -> Result<TotpParams, FactorError> {
     })
 }
 
-/// The associated data a TOTP secret is sealed with: its owner and its row.
-fn totp_context(user_id: UserId, id: Uuid) -> Vec<u8> {
+/// The audit entry of a factor added (`replaced`: in place of one of the same kind).
+fn factor_added(user_id: UserId, method: Method, replaced: bool) -> Event {
+    let added = Event::own(EventKind::FactorAdded, user_id).with("method", method.as_str());
+    if replaced {
+        added.with("replaced", true)
+    } else {
+        added
+    }
+}
+
+/// The associated data a TOTP secret is sealed with: its owner and its row (also used by
+/// `twofold keys rotate` to re-seal it).
+pub fn totp_context(user_id: UserId, id: Uuid) -> Vec<u8> {
     format!("totp:{user_id}:{id}").into_bytes()
 }

@@ -1,6 +1,8 @@
 //! Twofold's domain: accounts, passwords, sessions and the login state machine, written against
 //! the store traits and a clock so that it knows nothing of HTTP, SQL or the wall clock.
 
+pub mod account_password;
+pub mod account_sessions;
 pub mod accounts;
 pub mod admin;
 pub mod audit;

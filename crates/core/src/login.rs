@@ -13,6 +13,7 @@ use crate::policy::CurrentPolicy;
 use crate::service::Service;
 use crate::session::{SessionIdHash, SessionRecord, SessionState, SessionToken};
 use crate::store::{NewSession, StoreError};
+use crate::throttle::{PasswordCheck, PasswordSubject, password_key, typed_email_key};
 use crate::user::{Method, User, UserId};
 
 /// Activity is written back at most this often (or a tenth of the idle timeout, if shorter), so
@@ -35,6 +36,10 @@ pub enum LoginError {
     SessionEnded,
     #[error("the server is busy; try again shortly")]
     Overloaded,
+    /// Too many wrong passwords for this account (or address), or too many failures from this
+    /// client: refused unchecked for `retry_after`.
+    #[error("too many attempts; wait before trying again")]
+    Throttled { retry_after: time::Duration },
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
@@ -92,38 +97,54 @@ pub fn state_after_password(
 
 impl Service {
     /// Checks an email and password and starts a session in the state the account calls for.
+    /// The account's (or typed address's) lockout and the client's limit apply first; see
+    /// [`crate::throttle`].
     #[tracing::instrument(skip_all)]
     pub async fn login(
         &self,
         email: &str,
         password: &SecretString,
     ) -> Result<LoginStep, LoginError> {
-        let Some(password) = LoginPassword::parse(password) else {
-            self.audit(password_refused(None, email)).await?;
-            return Err(LoginError::InvalidCredentials);
-        };
         let user = match Email::parse(email) {
             Ok(email) => self.stores.users.user_by_email(&email).await?,
             Err(_) => None,
         };
+        // An address without an account is counted like one with an account, under a key of
+        // its own, so the answers (401s, then 429s) never tell the two apart.
+        let subject = match &user {
+            Some(user) => PasswordSubject {
+                key: password_key(user.id),
+                user_id: Some(user.id),
+                password_hash: (!user.disabled).then_some(user.password_hash.as_str()),
+            },
+            None => PasswordSubject {
+                key: typed_email_key(email),
+                user_id: None,
+                password_hash: None,
+            },
+        };
+        let refused = password_refused(user.as_ref(), email);
+        let verification = match self
+            .check_password_limited::<LoginError>(subject, password, Some(refused))
+            .await?
+        {
+            PasswordCheck::Right(verification) => verification,
+            PasswordCheck::Wrong => {
+                tracing::info!(user_id = ?user.as_ref().map(|user| user.id), "password rejected");
+                return Err(LoginError::InvalidCredentials);
+            }
+            PasswordCheck::Throttled(retry_after) => {
+                return Err(LoginError::Throttled { retry_after });
+            }
+        };
+        // Only a right password of an enabled account gets here.
         let Some(user) = user else {
-            // Spend the same time as a real check so timing does not reveal who has an account.
-            self.hasher.verify_dummy(password.secret()).await?;
-            tracing::info!("login for an address without an account");
-            self.audit(password_refused(None, email)).await?;
             return Err(LoginError::InvalidCredentials);
         };
-        let verification = self
-            .hasher
-            .verify(password.secret(), &user.password_hash)
-            .await?;
-        if !verification.matches || user.disabled {
-            tracing::info!(user_id = %user.id, "password rejected");
-            self.audit(password_refused(Some(&user), email)).await?;
-            return Err(LoginError::InvalidCredentials);
-        }
-        if verification.needs_rehash {
-            self.rehash(&user, password.secret()).await;
+        if verification.needs_rehash
+            && let Some(normalised) = LoginPassword::parse(password)
+        {
+            self.rehash(&user, normalised.secret()).await;
         }
         let now = self.clock.now();
         let policy = self.policy().await?;

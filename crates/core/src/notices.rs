@@ -92,6 +92,8 @@ pub enum Notice {
     SecondFactorFailures {
         failures: u32,
     },
+    /// The user changed their password from their account; their other sessions ended.
+    PasswordChanged,
     /// An administrator created the account (or sent the invitation again). The temporary
     /// password never travels by email; the administrator hands it over.
     Invitation {
@@ -118,6 +120,10 @@ fn closing(notice: &Notice) -> &'static str {
         Notice::TwoFactorReset {
             by_administrator: true,
         } => "If you did not ask for this, tell your administrator at once.",
+        // Whoever changed it knows the new password, and the owner does not.
+        Notice::PasswordChanged => {
+            "If this was not you, tell your administrator at once: someone else has your account."
+        }
         _ => NOT_YOU,
     }
 }
@@ -237,6 +243,12 @@ pub fn notice_email(user: &User, notice: &Notice) -> EmailMessage {
                  times in a row, so signing in is paused for a while. If this was you, wait and \
                  try again. If it was not, someone knows your password: change it at once."
             ),
+        ),
+        Notice::PasswordChanged => (
+            "Your password was changed".to_owned(),
+            "The password of your account was changed, and every other session signed in to \
+             your account was signed out."
+                .to_owned(),
         ),
         Notice::Invitation { sign_in_url } => (
             "An account was made for you".to_owned(),
@@ -412,6 +424,7 @@ mod tests {
             },
             Notice::RecoveryCodeUsed { left: 9 },
             Notice::NewRecoveryCodes,
+            Notice::PasswordChanged,
         ] {
             let message = notice_email(&user(), &notice);
             assert!(six_digit_runs(&message.text_body).is_empty());

@@ -39,6 +39,10 @@ pub enum WeakPassword {
     Common,
     #[error("the password must not contain your email address")]
     ContainsEmail,
+    #[error(
+        "the password is too close to your email address or the name of this service; add words of your own"
+    )]
+    ContextWords,
     #[error("this password is too easy to guess: avoid repeated or sequential characters")]
     Trivial,
     #[error("the password must not contain control characters")]
@@ -98,6 +102,9 @@ impl NewPassword {
         if lowered.contains(email.as_str()) || (local.chars().count() >= 4 && lowered == local) {
             return Err(WeakPassword::ContainsEmail);
         }
+        if built_from_context_words(&lowered, email) {
+            return Err(WeakPassword::ContextWords);
+        }
         Ok(NewPassword(normalised.0))
     }
 
@@ -110,6 +117,52 @@ impl NewPassword {
     pub fn secret(&self) -> &SecretString {
         &self.0
     }
+}
+
+/// Words an attacker tries first against this account (OWASP ASVS 5.0 6.1.2): the product's name
+/// and the words of the account's own address — its local part and the labels of its domain,
+/// which name the organisation (`alice.smith@acme-corp.example` gives `alice`, `smith`, `acme`,
+/// `corp`, `example`). Top-level domains are left out: they are too short to matter.
+const PRODUCT_WORDS: &[&str] = &["twofold"];
+
+/// The fewest characters of its own a password must keep once its context words, digits,
+/// punctuation and spaces are taken out.
+const OWN_CHARACTERS: usize = 4;
+
+fn context_words(email: &Email) -> Vec<String> {
+    let address = email.as_str();
+    let (local, domain) = address.rsplit_once('@').unwrap_or((address, ""));
+    let labels: Vec<&str> = domain.split('.').collect();
+    let without_tld = &labels[..labels.len().saturating_sub(1)];
+    let mut words: Vec<String> = PRODUCT_WORDS
+        .iter()
+        .map(|word| (*word).to_owned())
+        .collect();
+    for part in std::iter::once(local).chain(without_tld.iter().copied()) {
+        words.push(part.to_owned());
+        words.extend(
+            part.split(|c: char| !c.is_alphanumeric())
+                .map(str::to_owned),
+        );
+    }
+    words.retain(|word| word.chars().count() >= 3);
+    // Longest first, so that "acmecorp" goes before "acme" would leave "corp".
+    words.sort_by_key(|word| std::cmp::Reverse(word.len()));
+    words.dedup();
+    words
+}
+
+/// Whether `lowered` is made of context words and decoration ("Acme2024!", "twofold-alice").
+fn built_from_context_words(lowered: &str, email: &Email) -> bool {
+    let mut rest = lowered.to_owned();
+    for word in context_words(email) {
+        rest = rest.replace(&word, "");
+    }
+    let own = rest
+        .chars()
+        .filter(|c| !(c.is_ascii_digit() || c.is_ascii_punctuation() || c.is_whitespace()))
+        .count();
+    own < OWN_CHARACTERS
 }
 
 /// Repetitive or sequential passwords, which NIST SP 800-63B names among those to refuse:
@@ -212,6 +265,31 @@ mod tests {
             check("ALICE@example.com!!").err(),
             Some(WeakPassword::ContainsEmail)
         );
+    }
+
+    #[test]
+    fn context_words_are_refused() {
+        let email = Email::parse("alice.smith@acme-corp.example").unwrap();
+        let check = |password: &str| {
+            NewPassword::parse(&SecretString::from(password.to_owned()), &email).err()
+        };
+        for weak in [
+            "AcmeCorp2024!",
+            "acme-corp-2025",
+            "Twofold2024!!",
+            "smith.alice.99",
+            "corp acme acme",
+            "twofold-acme!",
+        ] {
+            assert_eq!(check(weak), Some(WeakPassword::ContextWords), "{weak:?}");
+        }
+        for fine in [
+            "acme purple giraffe",
+            "twofold is a lovely name",
+            "alice in wonderland 1865",
+        ] {
+            assert_eq!(check(fine), None, "{fine:?}");
+        }
     }
 
     #[test]

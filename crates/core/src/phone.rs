@@ -55,7 +55,18 @@ impl PhoneNumber {
         if !number.is_valid() {
             return Err(InvalidPhone::NotANumber);
         }
-        Ok(PhoneNumber(number.format().mode(Mode::E164).to_string()))
+        let e164 = number.format().mode(Mode::E164).to_string();
+        // What is stored must read back as the same number on its own: libphonenumber reads
+        // some inputs typed with a country (`(+7855-0845123` in the US) as numbers it calls
+        // invalid in E.164 (found by the `phone` fuzz target).
+        if region.is_some() {
+            match phonenumber::parse(None, &e164) {
+                Ok(again)
+                    if again.is_valid() && again.format().mode(Mode::E164).to_string() == e164 => {}
+                _ => return Err(InvalidPhone::NotANumber),
+            }
+        }
+        Ok(PhoneNumber(e164))
     }
 
     pub fn as_e164(&self) -> &str {
@@ -86,6 +97,17 @@ impl fmt::Display for PhoneNumber {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// Found by the `phone` fuzz target: an accepted number reads back as itself.
+    #[test]
+    fn a_number_accepted_with_a_country_reads_back_without_it() {
+        for (input, country) in [("(+7855-0845123", "US"), ("0121 234 5678", "GB")] {
+            if let Ok(number) = PhoneNumber::parse(input, Some(country)) {
+                assert_eq!(PhoneNumber::parse(number.as_e164(), None), Ok(number));
+            }
+        }
+        assert!(PhoneNumber::parse("0121 234 5678", Some("GB")).is_ok());
+    }
 
     #[test]
     fn international_and_national_forms_become_e164() {

@@ -160,7 +160,8 @@ impl SecurityPolicy {
         Ok(())
     }
 
-    fn apply(&self, change: &PolicyChange) -> Self {
+    /// This policy with the settings `change` gives replaced (unchecked: see [`Self::check`]).
+    pub fn apply(&self, change: &PolicyChange) -> Self {
         let mut next = self.clone();
         macro_rules! take {
             ($($field:ident),*) => {$(
@@ -195,6 +196,7 @@ impl SecurityPolicy {
             free_failures: self.lockout_free_failures,
             first_wait_seconds: i64::from(self.lockout_first_wait_seconds),
             longest_wait_seconds: i64::from(self.lockout_longest_wait_seconds),
+            forget_after_seconds: 0,
         }
     }
 

@@ -44,19 +44,29 @@ impl Service {
         &self,
         user_id: UserId,
     ) -> Result<Vec<String>, FactorError> {
-        let count = self.policy().await?.policy.recovery_code_count as usize;
-        let codes =
-            RecoveryCode::generate_set(count).map_err(|error| anyhow::anyhow!("{error}"))?;
-        let hashes: Vec<[u8; 32]> = codes
-            .iter()
-            .map(|code| hash_recovery_code(user_id, code))
-            .collect();
+        let (codes, hashes) = self.new_recovery_codes(user_id).await?;
         self.stores
             .factors
             .replace_recovery_codes(user_id, &hashes, self.clock.now())
             .await?;
         tracing::info!(user_id = %user_id, count = codes.len(), "recovery codes issued");
-        Ok(codes.iter().map(RecoveryCode::display).collect())
+        Ok(codes)
+    }
+
+    /// A fresh set of recovery codes for the user, not stored yet: for display, and their
+    /// hashes for the store.
+    pub(crate) async fn new_recovery_codes(
+        &self,
+        user_id: UserId,
+    ) -> Result<(Vec<String>, Vec<[u8; 32]>), FactorError> {
+        let count = self.policy().await?.policy.recovery_code_count as usize;
+        let codes =
+            RecoveryCode::generate_set(count).map_err(|error| anyhow::anyhow!("{error}"))?;
+        let hashes = codes
+            .iter()
+            .map(|code| hash_recovery_code(user_id, code))
+            .collect();
+        Ok((codes.iter().map(RecoveryCode::display).collect(), hashes))
     }
 
     /// Regenerates the recovery codes of a signed-in user who has a second factor; needs the
@@ -97,7 +107,7 @@ impl Service {
             return Err(FactorError::NoSecondFactor);
         }
         self.refuse_while_locked(user.id).await?;
-        self.email_new_code(user, CodePurpose::NewRecoveryCodes)
+        self.email_new_code(user, CodePurpose::NewRecoveryCodes, None)
             .await?;
         Ok(())
     }
@@ -119,7 +129,7 @@ impl Service {
         }
         self.take_attempt(user.id).await?;
         match self
-            .check_code(user, CodePurpose::NewRecoveryCodes.as_str(), code)
+            .check_code(user, CodePurpose::NewRecoveryCodes.as_str(), None, code)
             .await
         {
             Ok(destination) if destination == user.email.as_str() => {}

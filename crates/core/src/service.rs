@@ -9,7 +9,7 @@ use crate::clock::Clock;
 use crate::delivery::{Mailer, SmsSender};
 use crate::hasher::PasswordHasher;
 use crate::sealing::Sealer;
-use crate::store::Stores;
+use crate::store::{LockoutPolicy, Stores};
 use crate::user::Method;
 
 /// Settings of the flows (from the server's configuration).
@@ -36,6 +36,9 @@ pub struct ServiceSettings {
     pub sms_inbound_number: Option<String>,
     /// How long an instance keeps using the security policy it read before reading it again.
     pub policy_refresh: std::time::Duration,
+    /// The limit on failed checks (passwords, codes) from one client address, whatever the
+    /// account; `None` turns it off. See [`crate::throttle`].
+    pub ip_lockout: Option<LockoutPolicy>,
 }
 
 impl Default for ServiceSettings {
@@ -51,6 +54,7 @@ impl Default for ServiceSettings {
             public_url: "http://127.0.0.1:8080".to_owned(),
             sms_inbound_number: None,
             policy_refresh: std::time::Duration::from_secs(1),
+            ip_lockout: Some(crate::throttle::IP_LOCKOUT_POLICY),
         }
     }
 }

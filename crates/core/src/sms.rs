@@ -85,7 +85,7 @@ impl Service {
     ) -> Result<SentTo, FactorError> {
         let phone = PhoneNumber::parse(phone, country)?;
         self.may_set_phone(session, password).await?;
-        self.text_new_code(&session.user, &phone, CodePurpose::PhoneVerify)
+        self.text_new_code(&session.user, &phone, CodePurpose::PhoneVerify, None)
             .await?;
         tracing::info!("phone verification code sent");
         Ok(SentTo::Phone(phone.masked()))
@@ -103,7 +103,7 @@ impl Service {
         let first_factor = self.refuse_replacement_from_old_session(session).await?;
         self.take_attempt(user.id).await?;
         let phone = match self
-            .check_code(user, CodePurpose::PhoneVerify.as_str(), code)
+            .check_code(user, CodePurpose::PhoneVerify.as_str(), None, code)
             .await
         {
             Ok(phone) => phone,

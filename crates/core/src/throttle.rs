@@ -1,13 +1,34 @@
 //! Lockouts after repeated failures, counted in the database (so they hold across sessions and
 //! instances). Soft and growing, never permanent, and far below NIST SP 800-63B's limit of 100
 //! consecutive failures: by default 5 free attempts, then a wait of 30 s that doubles with each
-//! further failure up to 15 minutes (the security policy can change all three). During a wait even the right answer is refused (429), so a lockout
-//! cannot be probed.
+//! further failure up to 15 minutes (the security policy can change all three). During a wait
+//! even the right answer is refused (429), so a lockout cannot be probed.
+//!
+//! Three kinds of key:
+//! - `second_factor:{user}`: every code a user types (sign-in, enrollment, reset, verifying
+//!   an address), taken in advance (see `factors`).
+//! - `password:{user}`, or `password:email:{sha256}` for an address without an account (so
+//!   that unknown addresses answer exactly like known ones): the password step and every
+//!   password typed again to confirm a change, under the same policy, taken in advance. Never
+//!   the second-factor key: a password guesser cannot lock the owner's second factor.
+//! - `ip:{address}` (IPv6 by its /64): every failed check from one client, whatever the
+//!   account, under [`crate::ServiceSettings::ip_lockout`]. Only failures are written; a
+//!   success neither counts nor is counted, so a whole office behind one NAT address can sign
+//!   in at once. Forgotten after a quiet hour.
 
+use std::net::IpAddr;
+
+use secrecy::SecretString;
+use sha2::{Digest, Sha256};
 use time::{Duration, OffsetDateTime};
 
-use crate::store::{FailureCount, LockoutPolicy};
-use crate::user::UserId;
+use crate::audit::{Event, EventKind, current_context};
+use crate::factors::FactorError;
+use crate::hasher::{HashError, Verification};
+use crate::password::LoginPassword;
+use crate::service::Service;
+use crate::store::{FailureCount, LockoutPolicy, StoreError};
+use crate::user::{User, UserId};
 
 pub const FREE_FAILURES: u32 = 5;
 const FIRST_WAIT_SECONDS: i64 = 30;
@@ -18,11 +39,48 @@ pub const LOCKOUT_POLICY: LockoutPolicy = LockoutPolicy {
     free_failures: FREE_FAILURES,
     first_wait_seconds: FIRST_WAIT_SECONDS,
     longest_wait_seconds: LONGEST_WAIT_SECONDS,
+    forget_after_seconds: 0,
+};
+
+/// The default per-client-IP rule: 100 failures free (a busy office behind one address),
+/// then 1 s doubling up to 15 minutes, all forgotten after an hour without a failure.
+pub const IP_LOCKOUT_POLICY: LockoutPolicy = LockoutPolicy {
+    free_failures: 100,
+    first_wait_seconds: 1,
+    longest_wait_seconds: LONGEST_WAIT_SECONDS,
+    forget_after_seconds: 60 * 60,
 };
 
 /// The throttle key of second-factor codes (TOTP, recovery codes) for one user.
 pub fn second_factor_key(user_id: UserId) -> String {
     format!("second_factor:{user_id}")
+}
+
+/// The throttle key of the password of one user.
+pub fn password_key(user_id: UserId) -> String {
+    format!("password:{user_id}")
+}
+
+/// The throttle key of a password typed for an address without an account (or for text that
+/// is no address): a hash of the address as typed, trimmed and lower-cased, so the key holds
+/// no address and the same address always meets the same count.
+pub fn typed_email_key(typed_email: &str) -> String {
+    let digest = Sha256::digest(typed_email.trim().to_lowercase().as_bytes());
+    let hex: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
+    format!("password:email:{hex}")
+}
+
+/// The throttle key of a client address; IPv6 clients by their /64 (one subscriber's
+/// network), since anyone with one address has the whole /64 to hop through.
+pub fn client_ip_key(ip: &str) -> String {
+    match ip.parse::<IpAddr>().map(|ip| ip.to_canonical()) {
+        Ok(IpAddr::V6(ip)) => {
+            let network = u128::from(ip) & !(u128::MAX >> 64);
+            format!("ip:{}/64", std::net::Ipv6Addr::from(network))
+        }
+        Ok(IpAddr::V4(ip)) => format!("ip:{ip}"),
+        Err(_) => format!("ip:{ip}"),
+    }
 }
 
 /// How long the subject must still wait under `policy`, if at all.
@@ -35,6 +93,11 @@ pub fn remaining_lockout(
     if count.failures < policy.free_failures {
         return None;
     }
+    if policy.forget_after_seconds > 0
+        && now - count.last_failure_at >= Duration::seconds(policy.forget_after_seconds)
+    {
+        return None;
+    }
     let doublings = (count.failures - policy.free_failures).min(16);
     let wait = (policy.first_wait_seconds << doublings).min(policy.longest_wait_seconds);
     let remaining = count.last_failure_at + Duration::seconds(wait) - now;
@@ -45,6 +108,164 @@ pub fn remaining_lockout(
 pub fn retry_after_seconds(wait: Duration) -> u64 {
     let whole = wait.whole_seconds() + i64::from(wait.subsec_nanoseconds() > 0);
     u64::try_from(whole.max(1)).unwrap_or(1)
+}
+
+/// What a password check under the limits found.
+#[derive(Debug)]
+pub(crate) enum PasswordCheck {
+    /// The right password (its count is cleared), with the hasher's verdict on the hash.
+    Right(Verification),
+    /// A wrong password, an unknown address or a disabled account: counted.
+    Wrong,
+    /// Refused unchecked: the account key or the client address is locked this long.
+    Throttled(Duration),
+}
+
+/// The account a password is checked against.
+pub(crate) struct PasswordSubject<'a> {
+    /// [`password_key`] or [`typed_email_key`].
+    pub key: String,
+    /// The user the key is about, for the lockout entry in the audit log.
+    pub user_id: Option<UserId>,
+    /// The stored hash; `None` (no account, a disabled one) checks against the dummy hash and
+    /// is always wrong, at the same cost.
+    pub password_hash: Option<&'a str>,
+}
+
+impl Service {
+    /// Checks a typed password under the per-client-IP limit and the account's lockout: an
+    /// attempt is taken before any hashing (so a locked account costs no Argon2 and the right
+    /// password is refused too), the right password clears the account's count, a wrong one
+    /// stays counted and counts against the client address. `refused` is appended to the audit
+    /// log for a wrong password, followed by a `locked_out` entry when this failure starts a
+    /// lockout of a known user. Nothing is recorded for an attempt refused unchecked.
+    pub(crate) async fn check_password_limited<E>(
+        &self,
+        subject: PasswordSubject<'_>,
+        password: &SecretString,
+        refused: Option<Event>,
+    ) -> Result<PasswordCheck, E>
+    where
+        E: From<StoreError> + From<HashError>,
+    {
+        if let Some(wait) = self.client_ip_lockout().await? {
+            return Ok(PasswordCheck::Throttled(wait));
+        }
+        let lockout = self.policy().await?.policy.lockout();
+        let now = self.clock.now();
+        let throttle = &self.stores.throttle;
+        let Some(taken) = throttle.take_attempt(&subject.key, now, &lockout).await? else {
+            let count = throttle.failures(&subject.key).await?;
+            let wait = remaining_lockout(count, now, &lockout).unwrap_or(Duration::seconds(1));
+            tracing::info!(user_id = ?subject.user_id, "password refused unchecked: locked");
+            return Ok(PasswordCheck::Throttled(wait));
+        };
+        let verification = match LoginPassword::parse(password) {
+            // Too long to be anyone's password: no hashing needed to know.
+            None => None,
+            Some(password) => {
+                let verified =
+                    match subject.password_hash {
+                        Some(hash) => self.hasher.verify(password.secret(), hash).await,
+                        None => self.hasher.verify_dummy(password.secret()).await.map(|()| {
+                            Verification {
+                                matches: false,
+                                needs_rehash: false,
+                            }
+                        }),
+                    };
+                match verified {
+                    Ok(verification) => Some(verification).filter(|found| found.matches),
+                    Err(error) => {
+                        // No check took place (the pool is full): not a guess.
+                        throttle.give_back_attempt(&subject.key).await?;
+                        return Err(error.into());
+                    }
+                }
+            }
+        };
+        if let Some(verification) = verification {
+            throttle.clear_failures(&subject.key).await?;
+            return Ok(PasswordCheck::Right(verification));
+        }
+        self.count_client_ip_failure().await?;
+        if let Some(refused) = refused {
+            self.audit(refused).await?;
+        }
+        if let Some(user_id) = subject.user_id
+            && taken.failures == lockout.free_failures
+        {
+            tracing::info!(user_id = %user_id, "password lockout begins");
+            self.audit(
+                Event::by(EventKind::LockedOut, None, Some(user_id))
+                    .with("step", "password")
+                    .with("failures", lockout.free_failures),
+            )
+            .await?;
+        }
+        Ok(PasswordCheck::Wrong)
+    }
+
+    /// Checks the current password (re-authentication for sensitive changes), under the same
+    /// limits as the password step of a login and counted under the same key: a stolen session
+    /// buys no extra password guesses.
+    pub(crate) async fn check_password(
+        &self,
+        user: &User,
+        password: &SecretString,
+    ) -> Result<(), FactorError> {
+        let subject = PasswordSubject {
+            key: password_key(user.id),
+            user_id: Some(user.id),
+            password_hash: Some(&user.password_hash),
+        };
+        match self
+            .check_password_limited::<FactorError>(subject, password, None)
+            .await?
+        {
+            PasswordCheck::Right(_) => Ok(()),
+            PasswordCheck::Wrong => Err(FactorError::InvalidPassword),
+            PasswordCheck::Throttled(retry_after) => Err(FactorError::Throttled { retry_after }),
+        }
+    }
+
+    /// How long the client address of the request at hand must still wait, if it is locked.
+    /// Never for a request without an address (the CLI) or with the limit off.
+    pub(crate) async fn client_ip_lockout(&self) -> Result<Option<Duration>, StoreError> {
+        let (Some(policy), Some(key)) = (self.settings.ip_lockout, request_ip_key()) else {
+            return Ok(None);
+        };
+        let count = self.stores.throttle.failures(&key).await?;
+        let wait = remaining_lockout(count, self.clock.now(), &policy);
+        if wait.is_some() {
+            tracing::info!(key = %key, "check refused unchecked: client address locked");
+        }
+        Ok(wait)
+    }
+
+    /// Counts a failed check against the client address of the request at hand. Only failures
+    /// come here: a success never writes to the address's key. (Checked, then counted: a burst
+    /// from one address may overshoot the budget by the requests in flight, which the
+    /// per-account lockouts, taken in advance, do not.)
+    pub(crate) async fn count_client_ip_failure(&self) -> Result<(), StoreError> {
+        let (Some(policy), Some(key)) = (self.settings.ip_lockout, request_ip_key()) else {
+            return Ok(());
+        };
+        let count = self
+            .stores
+            .throttle
+            .record_failure(&key, self.clock.now(), policy.forget_after_seconds)
+            .await?;
+        if count.failures == policy.free_failures {
+            tracing::warn!(key = %key, failures = count.failures, "client address locked");
+        }
+        Ok(())
+    }
+}
+
+/// The throttle key of the client address of the request at hand, if it came over HTTP.
+fn request_ip_key() -> Option<String> {
+    current_context().ip.as_deref().map(client_ip_key)
 }
 
 #[cfg(test)]
@@ -103,6 +324,56 @@ mod tests {
         );
         assert_eq!(remaining_lockout_default(count(5, 0), at(30)), None);
         assert_eq!(remaining_lockout_default(count(50, 0), at(900)), None);
+    }
+
+    #[test]
+    fn a_quiet_spell_forgets_a_lockout() {
+        let policy = LockoutPolicy {
+            free_failures: 2,
+            first_wait_seconds: 600,
+            longest_wait_seconds: 600,
+            forget_after_seconds: 60,
+        };
+        assert_eq!(
+            remaining_lockout(count(2, 0), at(59), &policy),
+            Some(Duration::seconds(541))
+        );
+        assert_eq!(remaining_lockout(count(2, 0), at(60), &policy), None);
+        let never = LockoutPolicy {
+            forget_after_seconds: 0,
+            ..policy
+        };
+        assert!(remaining_lockout(count(2, 0), at(60), &never).is_some());
+    }
+
+    #[test]
+    fn password_keys_hide_the_address_and_ignore_case_and_spaces() {
+        let key = typed_email_key(" Alice@Example.COM ");
+        assert_eq!(key, typed_email_key("alice@example.com"));
+        assert_ne!(key, typed_email_key("bob@example.com"));
+        assert!(key.starts_with("password:email:") && !key.contains("alice"));
+        assert_eq!(key.len(), "password:email:".len() + 64);
+        let user = UserId::random();
+        assert_eq!(password_key(user), format!("password:{user}"));
+        assert_ne!(password_key(user), second_factor_key(user));
+    }
+
+    #[test]
+    fn client_keys_group_ipv6_by_its_64() {
+        assert_eq!(client_ip_key("192.0.2.1"), "ip:192.0.2.1");
+        assert_eq!(client_ip_key("::ffff:192.0.2.1"), "ip:192.0.2.1");
+        assert_eq!(
+            client_ip_key("2001:db8:1:2:3:4:5:6"),
+            "ip:2001:db8:1:2::/64"
+        );
+        assert_eq!(
+            client_ip_key("2001:db8:1:2:ffff::1"),
+            client_ip_key("2001:db8:1:2::9")
+        );
+        assert_ne!(
+            client_ip_key("2001:db8:1:3::1"),
+            client_ip_key("2001:db8:1:2::1")
+        );
     }
 
     #[test]

@@ -14,7 +14,7 @@ use crate::login::{ActiveSession, LoginStep};
 use crate::notices::{CodePurpose, Notice};
 use crate::phone::PhoneNumber;
 use crate::service::Service;
-use crate::session::SessionState;
+use crate::session::{SessionIdHash, SessionState};
 use crate::throttle::second_factor_key;
 use crate::user::{Method, User};
 
@@ -96,7 +96,7 @@ impl Service {
                     .verified_phone(user)
                     .await?
                     .ok_or(FactorError::MethodNotEnrolled)?;
-                self.text_new_code(user, &phone, CodePurpose::LoginSms)
+                self.text_new_code(user, &phone, CodePurpose::LoginSms, Some(&session.id_hash))
                     .await?;
                 Ok(SentTo::Phone(phone.masked()))
             }
@@ -104,7 +104,8 @@ impl Service {
                 if self.stores.factors.email_factor(user.id).await?.is_none() {
                     return Err(FactorError::MethodNotEnrolled);
                 }
-                self.email_new_code(user, CodePurpose::LoginEmail).await?;
+                self.email_new_code(user, CodePurpose::LoginEmail, Some(&session.id_hash))
+                    .await?;
                 Ok(SentTo::Email(user.email.as_str().to_owned()))
             }
             Method::Totp | Method::RecoveryCode => Err(FactorError::MethodNotEnrolled),
@@ -117,6 +118,7 @@ impl Service {
     pub(crate) async fn accept_login_code(
         &self,
         user: &User,
+        session: &SessionIdHash,
         purpose: CodePurpose,
         code: &str,
     ) -> Result<bool, FactorError> {
@@ -133,7 +135,10 @@ impl Service {
             }
             _ => return Ok(false),
         };
-        match self.check_code(user, purpose.as_str(), code).await {
+        match self
+            .check_code(user, purpose.as_str(), Some(session), code)
+            .await
+        {
             Ok(destination) => Ok(destination == expected_destination),
             Err(crate::codes::CodeError::InvalidCode) => Ok(false),
             // A replay or the loser of a race with the owner, not a guess: not counted.
@@ -165,7 +170,7 @@ impl Service {
             return Err(FactorError::NoSecondFactor);
         }
         self.refuse_while_locked(user.id).await?;
-        self.email_new_code(user, CodePurpose::DisableTwoFactor)
+        self.email_new_code(user, CodePurpose::DisableTwoFactor, None)
             .await?;
         Ok(())
     }
@@ -185,7 +190,7 @@ impl Service {
         self.refuse_when_required(user).await?;
         self.take_attempt(user.id).await?;
         match self
-            .check_code(user, CodePurpose::DisableTwoFactor.as_str(), code)
+            .check_code(user, CodePurpose::DisableTwoFactor.as_str(), None, code)
             .await
         {
             Ok(destination) if destination == user.email.as_str() => {}
@@ -212,8 +217,13 @@ impl Service {
             .verified_phone(user)
             .await?
             .ok_or(FactorError::MethodNotEnrolled)?;
-        self.text_new_code(user, &phone, CodePurpose::FallbackReset)
-            .await?;
+        self.text_new_code(
+            user,
+            &phone,
+            CodePurpose::FallbackReset,
+            Some(&session.id_hash),
+        )
+        .await?;
         Ok(SentTo::Phone(phone.masked()))
     }
 
@@ -232,7 +242,12 @@ impl Service {
         self.take_attempt(user.id).await?;
         let expected = self.stores.factors.phone_factor(user.id).await?;
         let accepted = match self
-            .check_code(user, CodePurpose::FallbackReset.as_str(), code)
+            .check_code(
+                user,
+                CodePurpose::FallbackReset.as_str(),
+                Some(&session.id_hash),
+                code,
+            )
             .await
         {
             Ok(destination) => expected.is_some_and(|factor| factor.phone == destination),

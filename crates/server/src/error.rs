@@ -71,6 +71,15 @@ impl ApiError {
         }
     }
 
+    /// 429 `too_many_attempts` with `Retry-After`: a lockout (of an account's password or
+    /// second factor, or of the client's address) is running.
+    pub fn too_many_attempts(retry_after: time::Duration, message: &str) -> Self {
+        Self {
+            retry_after: Some(retry_after_seconds(retry_after)),
+            ..Self::new(StatusCode::TOO_MANY_REQUESTS, "too_many_attempts", message)
+        }
+    }
+
     /// Logs the cause in full and tells the client nothing about it.
     pub fn internal(cause: &dyn std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "request failed");
@@ -125,6 +134,10 @@ impl From<LoginError> for ApiError {
             ),
             LoginError::SessionEnded => ApiError::unauthenticated(),
             LoginError::Overloaded => ApiError::overloaded(),
+            LoginError::Throttled { retry_after } => ApiError::too_many_attempts(
+                retry_after,
+                "too many attempts; wait before trying again",
+            ),
             LoginError::Unexpected(cause) => ApiError::internal(&format!("{cause:#}")),
         }
     }
@@ -210,14 +223,10 @@ impl From<FactorError> for ApiError {
                 "no_second_factor",
                 "set up a second factor first",
             ),
-            FactorError::Throttled { retry_after } => ApiError {
-                retry_after: Some(retry_after_seconds(retry_after)),
-                ..ApiError::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "too_many_attempts",
-                    "too many wrong codes; wait before trying again",
-                )
-            },
+            FactorError::Throttled { retry_after } => ApiError::too_many_attempts(
+                retry_after,
+                "too many wrong attempts; wait before trying again",
+            ),
             FactorError::SendThrottled { retry_after } => ApiError {
                 retry_after: Some(retry_after_seconds(retry_after)),
                 ..ApiError::new(

@@ -7,6 +7,7 @@ use secrecy::SecretString;
 use twofold_core::Service;
 use url::Url;
 
+use crate::context::ClientIpSettings;
 use crate::cookies::CookieSettings;
 
 /// HTTP-level settings.
@@ -20,6 +21,8 @@ pub struct HttpSettings {
     /// The token that signs the SMS gateway's inbound webhook (Twilio's auth token); `None`
     /// turns the webhook off (404).
     pub inbound_sms_token: Option<SecretString>,
+    /// Where the client's address comes from (the peer, or a trusted proxy's header).
+    pub client_ip: ClientIpSettings,
 }
 
 #[derive(Clone)]

@@ -14,6 +14,7 @@ mod audit_rows;
 mod delivery_rows;
 mod migration;
 mod rows;
+mod sealed_rows;
 mod user_rows;
 
 use std::path::PathBuf;

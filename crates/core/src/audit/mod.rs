@@ -38,7 +38,7 @@ pub async fn with_context<F: Future>(context: RequestContext, future: F) -> F::O
     CONTEXT.scope(context, future).await
 }
 
-fn current_context() -> RequestContext {
+pub(crate) fn current_context() -> RequestContext {
     CONTEXT.try_with(Clone::clone).unwrap_or_default()
 }
 
@@ -205,11 +205,24 @@ impl Service {
     /// Appends `event` to the audit log, with the origin of the current request. A security
     /// event that cannot be recorded fails the flow that caused it.
     pub async fn audit(&self, event: Event) -> Result<(), StoreError> {
+        let record = self.audit_record(event);
+        let keys = self.sealer.keys();
+        let (id, key) = keys.current_audit_key();
+        self.stores
+            .audit
+            .append_audit(&record, ChainKey { id, key })
+            .await?;
+        Ok(())
+    }
+
+    /// The entry `event` makes, with the origin of the current request, for a store call that
+    /// appends it together with the change it records.
+    pub(crate) fn audit_record(&self, event: Event) -> NewAuditEvent {
         let context = current_context();
         let user_agent = context
             .user_agent
             .map(|agent| agent.chars().take(USER_AGENT_LIMIT).collect::<String>());
-        let record = NewAuditEvent {
+        NewAuditEvent {
             at: to_millis(self.clock.now()),
             kind: event.kind.as_str().to_owned(),
             actor: event.actor,
@@ -217,13 +230,7 @@ impl Service {
             ip: context.ip,
             user_agent,
             detail: serde_json::Value::Object(event.detail).to_string(),
-        };
-        let (id, key) = self.sealer.current_audit_key();
-        self.stores
-            .audit
-            .append_audit(&record, ChainKey { id, key })
-            .await?;
-        Ok(())
+        }
     }
 
     /// Entries matching `filter`, newest first (its limit is kept within 1 to
@@ -301,7 +308,10 @@ impl Service {
             let Some(last) = batch.last() else { break };
             after = last.seq;
             for record in &batch {
-                if let Err(broken) = verifier.check(record, |id| self.sealer.audit_key(id)) {
+                // An entry under a key this process has not loaded yet (another process
+                // rotated the master key) makes the sealer re-read its keys.
+                let keys = self.sealer.keys_knowing(&record.key_id);
+                if let Err(broken) = verifier.check(record, |id| keys.audit_key(id)) {
                     return Ok(ChainReport {
                         checked: verifier.checked(),
                         anchor,

@@ -18,6 +18,7 @@ use crate::user::{User, UserId};
 
 mod audit;
 mod deliveries;
+mod throttle;
 
 pub use audit::{
     AuditAnchor, AuditFilter, AuditRecord, AuditStore, ChainKey, NewAuditEvent, PolicyStore,
@@ -26,6 +27,7 @@ pub use audit::{
 pub use deliveries::{
     Delivery, DeliveryCounts, DeliveryFailureState, DeliveryQueueStore, FailedDelivery, NewDelivery,
 };
+pub use throttle::{FailureCount, LockoutPolicy, ThrottleStore};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -183,6 +185,9 @@ pub trait SessionStore: Send + Sync {
     /// `true` when a session was deleted.
     async fn delete_session(&self, id_hash: &SessionIdHash) -> Result<bool, StoreError>;
 
+    /// Every stored session of a user (live or not yet purged), most recently used first.
+    async fn sessions_of_user(&self, user_id: UserId) -> Result<Vec<SessionRecord>, StoreError>;
+
     /// Ends every session of a user but `keep`; returns how many ended.
     async fn delete_user_sessions(
         &self,
@@ -257,6 +262,15 @@ pub trait FactorStore: Send + Sync {
         now: OffsetDateTime,
     ) -> Result<bool, StoreError>;
 
+    /// [`FactorStore::activate_totp`], and in the same transaction replaces the user's recovery
+    /// codes (when `activation.recovery_codes` is given) and appends `activation.audit` to the
+    /// audit log: a crash leaves the enrollment whole (authenticator, codes, audit entry) or
+    /// absent. `false` (and no change at all) when `id` is not pending any more.
+    async fn activate_totp_enrollment(
+        &self,
+        activation: &TotpActivation<'_>,
+    ) -> Result<bool, StoreError>;
+
     /// Accepts time step `step` for active authenticator `id` only if it is later than its last
     /// used step: one conditional UPDATE, so of concurrent callers with the same code exactly one
     /// wins. Sets `last_used_at`.
@@ -285,9 +299,29 @@ pub trait FactorStore: Send + Sync {
 
     async fn recovery_codes_left(&self, user_id: UserId) -> Result<u32, StoreError>;
 
-    /// The ids of the master keys that sealed the stored authenticators, so that start-up can
-    /// refuse to run without a key the database needs.
+    /// The ids of the master keys that sealed the stored authenticators and queued messages,
+    /// so that start-up can refuse to run without a key the database needs.
     async fn sealed_key_ids(&self) -> Result<Vec<String>, StoreError>;
+
+    // Sealed secrets across tables, for master-key rotation (`twofold keys rotate`).
+
+    /// Up to `limit` sealed rows (authenticators, then pending queued messages) whose key id is
+    /// not `key_id`, each with what its associated data is built from.
+    async fn sealed_rows_not_under(
+        &self,
+        key_id: &str,
+        limit: u32,
+    ) -> Result<Vec<SealedRow>, StoreError>;
+
+    /// Compare-and-swap: replaces the sealed secret of `row` with `new` in one conditional
+    /// UPDATE, only while the row still holds exactly `row.secret` (same key id and bytes).
+    /// `false` (and no change) when the row changed or went meanwhile, so a concurrent write
+    /// of a running server is never overwritten.
+    async fn replace_sealed(&self, row: &SealedRow, new: &SealedSecret)
+    -> Result<bool, StoreError>;
+
+    /// How many sealed rows (authenticators and queued messages) each key id holds.
+    async fn sealed_counts(&self) -> Result<Vec<(String, u64)>, StoreError>;
 
     /// The user's verified phone: the SMS factor and the fallback phone for a reset.
     async fn phone_factor(&self, user_id: UserId) -> Result<Option<PhoneFactor>, StoreError>;
@@ -315,62 +349,58 @@ pub trait FactorStore: Send + Sync {
     async fn delete_all_factors(&self, user_id: UserId) -> Result<(), StoreError>;
 }
 
+/// What [`FactorStore::activate_totp_enrollment`] writes in one transaction.
+#[derive(Clone, Copy)]
+pub struct TotpActivation<'a> {
+    pub user_id: UserId,
+    /// The pending authenticator to make active.
+    pub id: Uuid,
+    /// The time step its confirmation code used.
+    pub step: u64,
+    pub now: OffsetDateTime,
+    /// The hashes of the user's new recovery codes (a first factor), replacing any earlier.
+    pub recovery_codes: Option<&'a [[u8; 32]]>,
+    pub audit: &'a NewAuditEvent,
+    pub key: ChainKey<'a>,
+}
+
+impl std::fmt::Debug for TotpActivation<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TotpActivation")
+            .field("user_id", &self.user_id)
+            .field("id", &self.id)
+            .field("step", &self.step)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One sealed secret of the database, as master-key rotation sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedRow {
+    /// The row's id in its table.
+    pub id: Uuid,
+    pub owner: SealedOwner,
+    pub secret: SealedSecret,
+}
+
+/// Which table a [`SealedRow`] is in, with the columns its associated data names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SealedOwner {
+    /// A TOTP authenticator (`totp_authenticators`) of this user.
+    Totp { user_id: UserId },
+    /// A pending queued message (`deliveries`).
+    Delivery {
+        channel: crate::delivery::DeliveryChannel,
+        recipient: String,
+    },
+}
+
 /// A user's verified phone number.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PhoneFactor {
     /// E.164, e.g. `+447700900123`.
     pub phone: String,
     pub verified_at: OffsetDateTime,
-}
-
-/// Consecutive failures of one kind for one subject (e.g. second-factor codes of one user),
-/// kept in the database so that limits hold across sessions and instances.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FailureCount {
-    pub failures: u32,
-    pub last_failure_at: OffsetDateTime,
-}
-
-#[async_trait]
-pub trait ThrottleStore: Send + Sync {
-    /// Adds one failure under `key` atomically and returns the new state.
-    async fn record_failure(
-        &self,
-        key: &str,
-        now: OffsetDateTime,
-    ) -> Result<FailureCount, StoreError>;
-
-    async fn failures(&self, key: &str) -> Result<Option<FailureCount>, StoreError>;
-
-    async fn clear_failures(&self, key: &str) -> Result<(), StoreError>;
-
-    /// Takes one attempt under `key` in advance, counted as a failure until the caller learns
-    /// otherwise: unless `key` is locked at `now`, adds one failure (last at `now`) and returns
-    /// the new count; when locked, changes nothing and returns `None`. Locked means `failures
-    /// >= policy.free_failures` and `last_failure_at + wait > now`, where `wait` is
-    /// `policy.first_wait_seconds << min(failures - free_failures, 16)`, capped at
-    /// `policy.longest_wait_seconds` (the rule of `crate::throttle::remaining_lockout`). One
-    /// conditional upsert decides, so of concurrent callers no more get an attempt than the
-    /// policy allows, on any instance.
-    async fn take_attempt(
-        &self,
-        key: &str,
-        now: OffsetDateTime,
-        policy: &LockoutPolicy,
-    ) -> Result<Option<FailureCount>, StoreError>;
-
-    /// Gives back an attempt taken by [`ThrottleStore::take_attempt`] that turned out not to be
-    /// a guess (a replayed code, a code that no longer exists): one failure fewer, and no row
-    /// once none is left. Never goes below zero.
-    async fn give_back_attempt(&self, key: &str) -> Result<(), StoreError>;
-}
-
-/// The lockout rule [`ThrottleStore::take_attempt`] applies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LockoutPolicy {
-    pub free_failures: u32,
-    pub first_wait_seconds: i64,
-    pub longest_wait_seconds: i64,
 }
 
 /// A one-time code being sent by email or SMS (see `crate::codes`). Only its hash is stored.

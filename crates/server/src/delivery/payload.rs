@@ -63,8 +63,9 @@ pub enum PayloadError {
     Format(String),
 }
 
-/// The associated data that binds a sealed payload to its row.
-fn context(id: Uuid, channel: DeliveryChannel, recipient: &str) -> Vec<u8> {
+/// The associated data that binds a sealed payload to its row (also used by `twofold keys
+/// rotate` to re-seal it).
+pub fn context(id: Uuid, channel: DeliveryChannel, recipient: &str) -> Vec<u8> {
     format!("twofold delivery v1\0{id}\0{channel}\0{recipient}").into_bytes()
 }
 

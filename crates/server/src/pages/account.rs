@@ -89,6 +89,8 @@ struct AccountPage<'a> {
     /// What the user just did, in a sentence.
     notice: Option<&'a str>,
     activity: Vec<ActivityRow>,
+    /// "Where you are signed in".
+    sessions: Vec<super::sessions::SessionRow>,
     /// The top bar links to the administration.
     administration: bool,
 }
@@ -107,6 +109,9 @@ fn notice_of(query: Option<&str>) -> Option<&'static str> {
             ),
             ("done", "email-verified") => Some("Your email address is verified."),
             ("done", "email-2fa") => Some("Sign-in codes by email are turned on."),
+            ("done", "password") => Some(super::password::CHANGED_NOTICE),
+            ("done", "session-ended") => Some("That session is signed out."),
+            ("done", "sessions-ended") => Some("Every other session is signed out."),
             ("done", "two-factor-off") => Some(
                 "Two-factor authentication is off. Signing in now needs only your password.",
             ),
@@ -134,6 +139,7 @@ pub async fn account_page(
             .await?,
     );
     let administration = state.service.may_administer(&session).await?;
+    let sessions = super::sessions::session_rows(&state, &session).await?;
     let has = |method: Method| summary.methods.contains(&method);
     let authenticator = has(Method::Totp).then(|| AuthenticatorRow {
         added: summary
@@ -163,6 +169,7 @@ pub async fn account_page(
         recovery_codes_left: summary.recovery_codes_left,
         notice: notice_of(query.as_deref()),
         activity,
+        sessions,
         administration,
     };
     Ok(csrf.apply(render(StatusCode::OK, &page)))

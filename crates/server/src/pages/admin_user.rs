@@ -120,6 +120,7 @@ async fn notice_of(
         ),
         "disabled" => format!("{email} is disabled and signed out everywhere."),
         "enabled" => format!("{email} can sign in again."),
+        "signed-out" => format!("{email} is signed out everywhere."),
         _ => return Ok(None),
     }))
 }

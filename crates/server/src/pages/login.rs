@@ -9,8 +9,9 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use twofold_core::login::{LoginError, LoginStep};
 use twofold_core::session::SessionState;
+use twofold_core::throttle::retry_after_seconds;
 
-use super::{Csrf, PageForm, render};
+use super::{Csrf, PageForm, render, with_retry_after};
 use crate::error::ApiError;
 use crate::gate::{CurrentSession, MaybeSession, page_for};
 use crate::state::AppState;
@@ -114,8 +115,33 @@ pub async fn login_submit(
             };
             Ok(render(StatusCode::UNAUTHORIZED, &page))
         }
+        Err(LoginError::Throttled { retry_after }) => {
+            let message = try_again_message(retry_after);
+            let page = LoginPage {
+                title: "Sign in",
+                csrf: &form.csrf,
+                email: &form.email,
+                error: Some(&message),
+            };
+            Ok(with_retry_after(
+                render(StatusCode::TOO_MANY_REQUESTS, &page),
+                retry_after,
+            ))
+        }
         Err(other) => Err(other.into()),
     }
+}
+
+/// "Too many attempts. Try again in 30 seconds." (minutes, rounded up, from a minute on).
+fn try_again_message(retry_after: time::Duration) -> String {
+    let seconds = retry_after_seconds(retry_after);
+    let (count, unit) = if seconds < 60 {
+        (seconds, "second")
+    } else {
+        (seconds.div_ceil(60), "minute")
+    };
+    let plural = if count == 1 { "" } else { "s" };
+    format!("Too many attempts. Try again in {count} {unit}{plural}.")
 }
 
 pub async fn password_page(
@@ -215,5 +241,20 @@ impl super::CsrfProtected for LoginForm {
 impl super::CsrfProtected for PasswordForm {
     fn csrf_token(&self) -> &str {
         &self.csrf
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_wait_is_told_in_seconds_then_whole_minutes() {
+        let message = |seconds| try_again_message(time::Duration::seconds(seconds));
+        assert_eq!(message(1), "Too many attempts. Try again in 1 second.");
+        assert_eq!(message(30), "Too many attempts. Try again in 30 seconds.");
+        assert_eq!(message(60), "Too many attempts. Try again in 1 minute.");
+        assert_eq!(message(61), "Too many attempts. Try again in 2 minutes.");
+        assert_eq!(message(900), "Too many attempts. Try again in 15 minutes.");
     }
 }

@@ -6,6 +6,7 @@ pub mod account;
 pub mod admin;
 pub mod admin_audit;
 pub mod admin_policy;
+pub mod admin_sign_out;
 pub mod admin_user;
 pub mod admin_users;
 pub mod countries;
@@ -13,10 +14,12 @@ pub mod email;
 pub mod enroll;
 pub mod forms;
 pub mod login;
+pub mod password;
 pub mod phone;
 pub mod recovery;
 pub mod recovery_email;
 pub mod reset;
+pub mod sessions;
 pub mod totp;
 pub mod two_factor;
 pub mod verify;
@@ -149,11 +152,11 @@ pub fn forbidden_page(_session: &twofold_core::login::ActiveSession) -> Response
     render(StatusCode::FORBIDDEN, &page)
 }
 
-/// The words for a second-factor lockout: how long to wait.
+/// The words for a lockout (wrong codes or a password typed again): how long to wait.
 pub fn wait_message(retry_after: time::Duration) -> String {
     let seconds = retry_after_seconds(retry_after);
     let unit = if seconds == 1 { "second" } else { "seconds" };
-    format!("Too many wrong codes. Wait {seconds} {unit}, then try again.")
+    format!("Too many wrong attempts. Wait {seconds} {unit}, then try again.")
 }
 
 /// Adds `Retry-After` to a throttled page.

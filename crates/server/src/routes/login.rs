@@ -66,6 +66,7 @@ pub fn step_response(state: &AppState, step: LoginStep) -> Response {
         (status = 400, description = "`malformed_json`", body = ErrorBody),
         (status = 401, description = "`invalid_credentials`: unknown email or wrong password (one answer for both)", body = ErrorBody),
         (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 429, description = "`too_many_attempts`: too many wrong passwords for this address, or failures from this client; even the right password waits `Retry-After` seconds", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`: not JSON", body = ErrorBody),
         (status = 422, description = "`invalid_body`: a field is missing, unknown or of the wrong type", body = ErrorBody),
         (status = 503, description = "Overloaded; retry after `Retry-After` seconds", body = ErrorBody),

@@ -1,6 +1,7 @@
 //! The route table: every route of the server with the session state it needs, in one place.
 
 pub mod account;
+pub mod account_password;
 pub mod admin;
 pub mod audit;
 pub mod email;
@@ -9,6 +10,7 @@ pub mod meta;
 pub mod phone;
 pub mod policy;
 pub mod query;
+pub mod sessions;
 pub mod sms_inbound;
 pub mod totp;
 pub mod two_factor;
@@ -17,7 +19,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::middleware;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use tower_http::timeout::RequestBodyTimeoutLayer;
 
 use crate::error::ApiError;
@@ -59,6 +61,10 @@ pub fn table(state: AppState) -> RouteTable {
         .route("/api/v1/account/email-2fa/confirm", Gate::Api(ENROLLED_OR_ENROLLING), post(email::confirm_factor))
         .route("/api/v1/account/two-factor/disable/send-code", Gate::Api(AUTHENTICATED), post(two_factor::send_disable_code))
         .route("/api/v1/account/two-factor/disable", Gate::Api(AUTHENTICATED), post(two_factor::disable))
+        .route("/api/v1/account/password", Gate::Api(AUTHENTICATED), post(account_password::change_password))
+        .route("/api/v1/account/sessions", Gate::Api(AUTHENTICATED), get(sessions::list_sessions))
+        .route("/api/v1/account/sessions/end-others", Gate::Api(AUTHENTICATED), post(sessions::end_other_sessions))
+        .route("/api/v1/account/sessions/{id}", Gate::Api(AUTHENTICATED), delete(sessions::end_session))
         .route("/api/v1/sms/inbound", Gate::Public, post(sms_inbound::inbound))
         .route("/api/openapi.json", Gate::Public, get(meta::openapi))
         .route("/healthz", Gate::Public, get(meta::healthz))
@@ -68,6 +74,7 @@ pub fn table(state: AppState) -> RouteTable {
         .route("/api/v1/admin/users/{id}", Gate::AdminApi, get(admin::get_user).patch(admin::change_user))
         .route("/api/v1/admin/users/{id}/reset-2fa", Gate::AdminApi, post(admin::reset_two_factor))
         .route("/api/v1/admin/users/{id}/invitation", Gate::AdminApi, post(admin::resend_invitation))
+        .route("/api/v1/admin/users/{id}/sign-out", Gate::AdminApi, post(sessions::sign_out_user))
         .route("/api/v1/admin/policy", Gate::AdminApi, get(policy::policy).patch(policy::change_policy))
         .route("/api/v1/admin/audit", Gate::AdminApi, get(audit::audit_log))
         .route("/api/v1/admin/audit/export", Gate::AdminApi, get(audit::export))
@@ -97,6 +104,9 @@ pub fn table(state: AppState) -> RouteTable {
         .route("/account/email/verify", Gate::Page(ENROLLED_OR_ENROLLING), get(email_pages::verify_form).post(email_pages::verify_submit))
         .route("/account/email-2fa", Gate::Page(ENROLLED_OR_ENROLLING), get(email_pages::factor_intro).post(email_pages::factor_send))
         .route("/account/email-2fa/confirm", Gate::Page(ENROLLED_OR_ENROLLING), get(email_pages::factor_code_form).post(email_pages::factor_confirm))
+        .route("/account/password", Gate::Page(AUTHENTICATED), get(pages::password::change_page).post(pages::password::change_submit))
+        .route("/account/sessions/end-others", Gate::Page(AUTHENTICATED), get(pages::sessions::end_others_page).post(pages::sessions::end_others_submit))
+        .route("/account/sessions/{id}/end", Gate::Page(AUTHENTICATED), get(pages::sessions::end_one_page).post(pages::sessions::end_one_submit))
         .route("/account/two-factor/disable", Gate::Page(AUTHENTICATED), get(two_factor_pages::disable_intro).post(two_factor_pages::disable_send))
         .route("/account/two-factor/disable/confirm", Gate::Page(AUTHENTICATED), get(two_factor_pages::disable_code_form).post(two_factor_pages::disable_confirm))
         // Administration pages
@@ -111,6 +121,7 @@ pub fn table(state: AppState) -> RouteTable {
         .route("/admin/users/{id}/disable", Gate::AdminPage, get(pages::admin_user::disable_confirm).post(pages::admin_user::disable_submit))
         .route("/admin/users/{id}/enable", Gate::AdminPage, get(pages::admin_user::enable_confirm).post(pages::admin_user::enable_submit))
         .route("/admin/users/{id}/invitation", Gate::AdminPage, get(pages::admin_user::invitation_confirm).post(pages::admin_user::invitation_submit))
+        .route("/admin/users/{id}/sign-out", Gate::AdminPage, get(pages::admin_sign_out::sign_out_confirm).post(pages::admin_sign_out::sign_out_submit))
         .route("/admin/policy", Gate::AdminPage, get(pages::admin_policy::policy_page).post(pages::admin_policy::policy_submit))
         .route("/admin/audit", Gate::AdminPage, get(pages::admin_audit::audit_page))
         .route("/admin/audit/verify", Gate::AdminPage, get(pages::admin_audit::verify_page).post(pages::admin_audit::verify_submit))
@@ -133,7 +144,10 @@ pub fn app(state: AppState) -> (Router, Vec<RouteEntry>) {
             state.clone(),
             headers::security_headers,
         ))
-        .layer(middleware::from_fn(context::request_context))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            context::request_context,
+        ))
         .layer(middleware::from_fn(logging::log_request))
         .with_state(state);
     (router, inventory)

@@ -145,7 +145,8 @@ pub struct PolicyChangeRequest {
 }
 
 impl PolicyChangeRequest {
-    fn change(self) -> PolicyChange {
+    /// The change in the domain's terms.
+    pub fn change(self) -> PolicyChange {
         PolicyChange {
             two_factor: self.two_factor.map(TwoFactorRule::from),
             allowed_methods: self.allowed_methods,

@@ -80,30 +80,21 @@ pub async fn inbound(
             )
         }
     })?;
-    let fields: Vec<(String, String)> = url::form_urlencoded::parse(&body)
-        .map(|(name, value)| (name.into_owned(), value.into_owned()))
-        .collect();
     // The URL the gateway was given: the public URL, never this request's Host header.
     let path_and_query = uri
         .path_and_query()
         .map_or(INBOUND_PATH, |path| path.as_str());
-    let url = format!(
-        "{}{path_and_query}",
-        state.http.public_url.as_str().trim_end_matches('/')
-    );
-    let expected = twilio_signature(token, &url, &fields);
     let given = headers
         .get(SIGNATURE_HEADER)
         .map(HeaderValue::as_bytes)
         .unwrap_or_default();
-    if given.is_empty() || !bool::from(given.ct_eq(expected.as_bytes())) {
-        tracing::warn!("inbound text with a missing or wrong signature refused");
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "invalid_signature",
-            "the request is not signed by the SMS gateway",
-        ));
-    }
+    let fields = signed_fields(
+        token,
+        state.http.public_url.as_str(),
+        path_and_query,
+        given,
+        &body,
+    )?;
     state
         .service
         .record_inbound_sms(field(&fields, "From"), field(&fields, "Body"))
@@ -113,6 +104,31 @@ pub async fn inbound(
         EMPTY_TWIML,
     )
         .into_response())
+}
+
+/// The form fields of a webhook `body`, if `given` is Twilio's signature of them under the URL
+/// `public_url` + `path_and_query`; else 403 `invalid_signature`.
+pub fn signed_fields(
+    token: &SecretString,
+    public_url: &str,
+    path_and_query: &str,
+    given: &[u8],
+    body: &[u8],
+) -> Result<Vec<(String, String)>, ApiError> {
+    let fields: Vec<(String, String)> = url::form_urlencoded::parse(body)
+        .map(|(name, value)| (name.into_owned(), value.into_owned()))
+        .collect();
+    let url = format!("{}{path_and_query}", public_url.trim_end_matches('/'));
+    let expected = twilio_signature(token, &url, &fields);
+    if given.is_empty() || !bool::from(given.ct_eq(expected.as_bytes())) {
+        tracing::warn!("inbound text with a missing or wrong signature refused");
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "invalid_signature",
+            "the request is not signed by the SMS gateway",
+        ));
+    }
+    Ok(fields)
 }
 
 #[cfg(test)]

@@ -45,6 +45,10 @@ pub struct Options {
     pub body_limit_bytes: usize,
     /// The system number for inbound phone checks and the webhook's signing token.
     pub sms_inbound: Option<(String, String)>,
+    /// The per-client-address limit (`None`: off).
+    pub ip_lockout: Option<twofold_core::store::LockoutPolicy>,
+    /// Trusted proxies and the client-address header.
+    pub client_ip: twofold_server::context::ClientIpSettings,
 }
 
 impl Default for Options {
@@ -54,6 +58,8 @@ impl Default for Options {
             argon2: Argon2Settings::default(),
             body_limit_bytes: 64 * 1024,
             sms_inbound: None,
+            ip_lockout: ServiceSettings::default().ip_lockout,
+            client_ip: Default::default(),
         }
     }
 }
@@ -92,6 +98,7 @@ pub async fn start_on(database: TestDatabase, options: Options) -> TestApp {
             .sms_inbound
             .as_ref()
             .map(|(number, _)| number.clone()),
+        ip_lockout: options.ip_lockout,
         ..ServiceSettings::default()
     };
     let senders = Senders {
@@ -112,6 +119,7 @@ pub async fn start_on(database: TestDatabase, options: Options) -> TestApp {
         inbound_sms_token: options
             .sms_inbound
             .map(|(_, token)| SecretString::from(token)),
+        client_ip: options.client_ip,
     };
     let state = AppState::new(service.clone(), http);
     let (router, inventory) = twofold_server::app(state);

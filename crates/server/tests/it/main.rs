@@ -4,11 +4,15 @@
 
 mod helpers;
 
+mod account_security;
 mod admin;
 mod api;
+mod bodies;
+mod bypass;
 mod codes;
 mod listener;
 mod login;
 mod pages;
 mod sessions;
+mod throttle;
 mod totp;

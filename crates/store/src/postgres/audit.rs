@@ -81,13 +81,43 @@ async fn append(
     row: &NewAuditRow,
     key: &[u8; 32],
 ) -> Result<u64, StoreError> {
-    const OPERATION: &str = "append_audit";
-    let database = |error| store_error(OPERATION, error);
     let transaction = locked_transaction(client, AUDIT_LOCK_KEY)
         .await
-        .map_err(database)?;
+        .map_err(|error| store_error("append_audit", error))?;
     // An error returns before the commit: the transaction rolls back when it drops.
-    let (seq, prev_hash) = next_link(last_link(&transaction).await.map_err(database)?)?;
+    let seq = append_locked(&transaction, event, row, key).await?;
+    transaction
+        .commit()
+        .await
+        .map_err(|error| store_error("append_audit", error))?;
+    Ok(seq)
+}
+
+/// Appends inside `transaction` (READ COMMITTED), which holds the chain's advisory lock or
+/// takes it here, so another writer's entry is seen before the next link is made. The caller
+/// commits.
+pub(super) async fn append_in(
+    transaction: &Transaction<'_>,
+    event: &NewAuditEvent,
+    row: &NewAuditRow,
+    key: &[u8; 32],
+) -> Result<u64, StoreError> {
+    transaction
+        .batch_execute(&format!("SELECT pg_advisory_xact_lock({AUDIT_LOCK_KEY})"))
+        .await
+        .map_err(|error| store_error("append_audit", error))?;
+    append_locked(transaction, event, row, key).await
+}
+
+async fn append_locked(
+    transaction: &Transaction<'_>,
+    event: &NewAuditEvent,
+    row: &NewAuditRow,
+    key: &[u8; 32],
+) -> Result<u64, StoreError> {
+    const OPERATION: &str = "append_audit";
+    let database = |error| store_error(OPERATION, error);
+    let (seq, prev_hash) = next_link(last_link(transaction).await.map_err(database)?)?;
     let hash = link_hash(key, &prev_hash, seq, event);
     let insert = transaction
         .prepare_cached(
@@ -116,7 +146,6 @@ async fn append(
         )
         .await
         .map_err(database)?;
-    transaction.commit().await.map_err(database)?;
     Ok(seq)
 }
 

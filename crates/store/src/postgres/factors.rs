@@ -17,7 +17,10 @@ use async_trait::async_trait;
 use deadpool_postgres::{Client, Transaction};
 use time::OffsetDateTime;
 use tokio_postgres::{IsolationLevel, Row};
-use twofold_core::store::{FactorStore, NewTotp, PhoneFactor, StoreError, TotpRecord};
+use twofold_core::store::{
+    FactorStore, NewTotp, PhoneFactor, SealedRow, SealedSecret, StoreError, TotpActivation,
+    TotpRecord,
+};
 use twofold_core::user::UserId;
 use uuid::Uuid;
 
@@ -58,7 +61,7 @@ fn totp_row(row: &Row) -> Result<TotpRow, tokio_postgres::Error> {
 /// comment). The level is set, not assumed: under REPEATABLE READ a statement after the wait
 /// would not see what the previous lock holder committed. A user that does not exist locks
 /// nothing; the statements that follow then find nothing to change, or fail their foreign key.
-async fn user_transaction<'a>(
+pub(super) async fn user_transaction<'a>(
     client: &'a mut Client,
     user_id: &str,
 ) -> Result<Transaction<'a>, tokio_postgres::Error> {
@@ -242,6 +245,13 @@ impl FactorStore for PostgresStore {
         .map_err(|error| store_error(OPERATION, error))
     }
 
+    async fn activate_totp_enrollment(
+        &self,
+        activation: &TotpActivation<'_>,
+    ) -> Result<bool, StoreError> {
+        self.activate_whole_enrollment(activation).await
+    }
+
     async fn consume_totp_step(
         &self,
         id: Uuid,
@@ -315,21 +325,29 @@ impl FactorStore for PostgresStore {
     }
 
     async fn sealed_key_ids(&self) -> Result<Vec<String>, StoreError> {
-        const OPERATION: &str = "sealed_key_ids";
-        let client = self.client(OPERATION).await?;
-        let rows = client
-            .query(
-                "SELECT DISTINCT key_id FROM totp_authenticators ORDER BY key_id",
-                &[],
-            )
-            .await
-            .map_err(|error| store_error(OPERATION, error))?;
-        rows.iter()
-            .map(|row| {
-                row.try_get(0)
-                    .map_err(|error| store_error(OPERATION, error))
-            })
-            .collect()
+        self.sealed_key_ids_in_use().await
+    }
+
+    // Master-key rotation: see `sealed.rs`.
+
+    async fn sealed_rows_not_under(
+        &self,
+        key_id: &str,
+        limit: u32,
+    ) -> Result<Vec<SealedRow>, StoreError> {
+        self.sealed_rows_under_other_keys(key_id, limit).await
+    }
+
+    async fn replace_sealed(
+        &self,
+        row: &SealedRow,
+        new: &SealedSecret,
+    ) -> Result<bool, StoreError> {
+        self.compare_and_swap_sealed(row, new).await
+    }
+
+    async fn sealed_counts(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        self.sealed_counts_by_key().await
     }
 
     async fn phone_factor(&self, user_id: UserId) -> Result<Option<PhoneFactor>, StoreError> {

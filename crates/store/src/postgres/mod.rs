@@ -7,9 +7,11 @@
 mod audit;
 mod codes;
 mod deliveries;
+mod enrollment;
 mod factors;
 mod migrations;
 mod policy;
+mod sealed;
 mod sessions;
 mod throttle;
 mod users;

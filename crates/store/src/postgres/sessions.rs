@@ -16,6 +16,12 @@ const SESSION_BY_ID_HASH: &str = concat!(
     " FROM sessions WHERE id_hash = $1"
 );
 
+const SESSIONS_OF_USER: &str = concat!(
+    "SELECT ",
+    session_columns!(),
+    " FROM sessions WHERE user_id = $1 ORDER BY last_seen_at DESC, created_at DESC"
+);
+
 fn session_row(row: &Row) -> Result<SessionRow, tokio_postgres::Error> {
     Ok(SessionRow {
         id_hash: row.try_get(0)?,
@@ -103,6 +109,23 @@ impl SessionStore for PostgresStore {
             )
             .await?;
         Ok(deleted == 1)
+    }
+
+    async fn sessions_of_user(&self, user_id: UserId) -> Result<Vec<SessionRecord>, StoreError> {
+        let rows = self
+            .query_all(
+                "sessions_of_user",
+                SESSIONS_OF_USER,
+                &[&user_id.to_string()],
+            )
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let row =
+                    session_row(row).map_err(|error| store_error("sessions_of_user", error))?;
+                SessionRecord::try_from(row).map_err(StoreError::Unexpected)
+            })
+            .collect()
     }
 
     async fn delete_user_sessions(

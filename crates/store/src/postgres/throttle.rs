@@ -57,18 +57,21 @@ impl ThrottleStore for PostgresStore {
         &self,
         key: &str,
         now: OffsetDateTime,
+        forget_after_seconds: i64,
     ) -> Result<FailureCount, StoreError> {
         const OPERATION: &str = "record_failure";
         // One upsert: concurrent failures under one key either insert or wait on the row and
-        // then add to the committed count, so none is lost.
+        // then add to the committed count (or restart it after a quiet spell), so none is lost.
         let row = self
             .query_opt(
                 OPERATION,
                 "INSERT INTO throttle_failures (key, failures, last_failure_at) VALUES ($1, 1, $2) \
                  ON CONFLICT (key) DO UPDATE \
-                 SET failures = throttle_failures.failures + 1, last_failure_at = $2 \
+                 SET failures = CASE WHEN $3::BIGINT > 0 \
+                 AND throttle_failures.last_failure_at + $3::BIGINT <= $2 THEN 1 \
+                 ELSE throttle_failures.failures + 1 END, last_failure_at = $2 \
                  RETURNING failures, last_failure_at",
-                &[&key, &to_unix(now)],
+                &[&key, &to_unix(now), &forget_after_seconds],
             )
             .await?;
         let row = row.ok_or_else(|| {
@@ -111,15 +114,19 @@ impl ThrottleStore for PostgresStore {
         // One conditional upsert. A new key is inserted (never locked). Concurrent callers under
         // one key wait on the row (or on the inserting one's index entry) and then, under READ
         // COMMITTED, have the DO UPDATE's WHERE re-checked against the latest committed row: a
-        // locked key updates nothing and returns no row. The wait is computed in BIGINT
+        // locked key updates nothing and returns no row; a key quiet for `forget` seconds (when
+        // not 0) is neither locked nor counted any more. The wait is computed in BIGINT
         // (`failures` is INTEGER), the shift clamped to 0..=16.
         let row = self
             .query_opt(
                 OPERATION,
                 "INSERT INTO throttle_failures (key, failures, last_failure_at) VALUES ($1, 1, $2) \
                  ON CONFLICT (key) DO UPDATE \
-                 SET failures = throttle_failures.failures + 1, last_failure_at = $2 \
-                 WHERE NOT (throttle_failures.failures >= $3::BIGINT \
+                 SET failures = CASE WHEN $6::BIGINT > 0 \
+                 AND throttle_failures.last_failure_at + $6::BIGINT <= $2 THEN 1 \
+                 ELSE throttle_failures.failures + 1 END, last_failure_at = $2 \
+                 WHERE ($6::BIGINT > 0 AND throttle_failures.last_failure_at + $6::BIGINT <= $2) \
+                 OR NOT (throttle_failures.failures >= $3::BIGINT \
                  AND throttle_failures.last_failure_at + LEAST($5::BIGINT, $4::BIGINT \
                  << LEAST(GREATEST(throttle_failures.failures - $3::BIGINT, 0), 16)::INTEGER) > $2) \
                  RETURNING failures, last_failure_at",
@@ -129,6 +136,7 @@ impl ThrottleStore for PostgresStore {
                     &i64::from(policy.free_failures),
                     &policy.first_wait_seconds,
                     &policy.longest_wait_seconds,
+                    &policy.forget_after_seconds,
                 ],
             )
             .await?;

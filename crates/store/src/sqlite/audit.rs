@@ -66,7 +66,7 @@ fn last_link(transaction: &Transaction<'_>) -> rusqlite::Result<Option<(i64, Vec
 
 /// Appends inside `transaction`. The outer result is the database's; the inner one is a stored
 /// value that does not convert (then nothing is committed).
-fn append(
+pub(super) fn append(
     transaction: &Transaction<'_>,
     event: &NewAuditEvent,
     row: &NewAuditRow,

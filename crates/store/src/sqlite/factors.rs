@@ -8,7 +8,10 @@
 use async_trait::async_trait;
 use rusqlite::{OptionalExtension, Row, TransactionBehavior, params};
 use time::OffsetDateTime;
-use twofold_core::store::{FactorStore, NewTotp, PhoneFactor, StoreError, TotpRecord};
+use twofold_core::store::{
+    FactorStore, NewTotp, PhoneFactor, SealedRow, SealedSecret, StoreError, TotpActivation,
+    TotpRecord,
+};
 use twofold_core::user::UserId;
 use uuid::Uuid;
 
@@ -149,6 +152,13 @@ impl FactorStore for SqliteStore {
             .await
     }
 
+    async fn activate_totp_enrollment(
+        &self,
+        activation: &TotpActivation<'_>,
+    ) -> Result<bool, StoreError> {
+        self.activate_whole_enrollment(activation).await
+    }
+
     async fn consume_totp_step(
         &self,
         id: Uuid,
@@ -235,16 +245,29 @@ impl FactorStore for SqliteStore {
     }
 
     async fn sealed_key_ids(&self) -> Result<Vec<String>, StoreError> {
-        self.database
-            .read("sealed_key_ids", |connection| {
-                connection
-                    .prepare_cached(
-                        "SELECT DISTINCT key_id FROM totp_authenticators ORDER BY key_id",
-                    )?
-                    .query_map([], |row| row.get(0))?
-                    .collect()
-            })
-            .await
+        self.sealed_key_ids_in_use().await
+    }
+
+    // Master-key rotation: see `sealed.rs`.
+
+    async fn sealed_rows_not_under(
+        &self,
+        key_id: &str,
+        limit: u32,
+    ) -> Result<Vec<SealedRow>, StoreError> {
+        self.sealed_rows_under_other_keys(key_id, limit).await
+    }
+
+    async fn replace_sealed(
+        &self,
+        row: &SealedRow,
+        new: &SealedSecret,
+    ) -> Result<bool, StoreError> {
+        self.compare_and_swap_sealed(row, new).await
+    }
+
+    async fn sealed_counts(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        self.sealed_counts_by_key().await
     }
 
     async fn phone_factor(&self, user_id: UserId) -> Result<Option<PhoneFactor>, StoreError> {

@@ -16,6 +16,12 @@ const SESSION_BY_ID_HASH: &str = concat!(
     " FROM sessions WHERE id_hash = ?1"
 );
 
+const SESSIONS_OF_USER: &str = concat!(
+    "SELECT ",
+    session_columns!(),
+    " FROM sessions WHERE user_id = ?1 ORDER BY last_seen_at DESC, created_at DESC"
+);
+
 fn session_row(row: &Row<'_>) -> rusqlite::Result<SessionRow> {
     Ok(SessionRow {
         id_hash: row.get(0)?,
@@ -121,6 +127,22 @@ impl SessionStore for SqliteStore {
             })
             .await?;
         Ok(deleted == 1)
+    }
+
+    async fn sessions_of_user(&self, user_id: UserId) -> Result<Vec<SessionRecord>, StoreError> {
+        let rows = self
+            .database
+            .read("sessions_of_user", move |connection| {
+                connection
+                    .prepare_cached(SESSIONS_OF_USER)?
+                    .query_map([user_id.to_string()], session_row)?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .await?;
+        rows.into_iter()
+            .map(SessionRecord::try_from)
+            .collect::<Result<_, _>>()
+            .map_err(StoreError::Unexpected)
     }
 
     async fn delete_user_sessions(

@@ -21,10 +21,11 @@ impl ThrottleStore for SqliteStore {
         &self,
         key: &str,
         now: OffsetDateTime,
+        forget_after_seconds: i64,
     ) -> Result<FailureCount, StoreError> {
         let key = key.to_owned();
-        // One upsert: the count is read and raised in the same statement, so concurrent
-        // failures are never lost.
+        // One upsert: the count is read and raised (or, after a quiet spell, restarted) in the
+        // same statement, so concurrent failures are never lost.
         let row = self
             .database
             .write("record_failure", move |connection| {
@@ -33,10 +34,15 @@ impl ThrottleStore for SqliteStore {
                         "INSERT INTO throttle_failures (key, failures, last_failure_at) \
                          VALUES (?1, 1, ?2) \
                          ON CONFLICT (key) DO UPDATE \
-                         SET failures = throttle_failures.failures + 1, last_failure_at = ?2 \
+                         SET failures = CASE WHEN ?3 > 0 \
+                         AND throttle_failures.last_failure_at + ?3 <= ?2 THEN 1 \
+                         ELSE throttle_failures.failures + 1 END, last_failure_at = ?2 \
                          RETURNING failures, last_failure_at",
                     )?
-                    .query_row(params![key, to_unix(now)], failure_row)
+                    .query_row(
+                        params![key, to_unix(now), forget_after_seconds],
+                        failure_row,
+                    )
             })
             .await?;
         Ok(FailureCount::try_from(row)?)
@@ -80,7 +86,8 @@ impl ThrottleStore for SqliteStore {
         let policy = *policy;
         // One conditional upsert: a new key is inserted (never locked); an existing one is
         // raised only if not locked, where the wait is `first << min(failures - free, 16)`
-        // capped at `longest` (64-bit integers: 16 doublings stay far from overflow). A
+        // capped at `longest` (64-bit integers: 16 doublings stay far from overflow); a key
+        // quiet for `forget` seconds (when not 0) is neither locked nor counted any more. A
         // locked key updates no row and so returns none. The single writer (and the database
         // lock across processes) makes check and raise one step.
         let row = self
@@ -91,8 +98,11 @@ impl ThrottleStore for SqliteStore {
                         "INSERT INTO throttle_failures (key, failures, last_failure_at) \
                          VALUES (?1, 1, ?2) \
                          ON CONFLICT (key) DO UPDATE \
-                         SET failures = throttle_failures.failures + 1, last_failure_at = ?2 \
-                         WHERE NOT (throttle_failures.failures >= ?3 \
+                         SET failures = CASE WHEN ?6 > 0 \
+                         AND throttle_failures.last_failure_at + ?6 <= ?2 THEN 1 \
+                         ELSE throttle_failures.failures + 1 END, last_failure_at = ?2 \
+                         WHERE (?6 > 0 AND throttle_failures.last_failure_at + ?6 <= ?2) \
+                         OR NOT (throttle_failures.failures >= ?3 \
                          AND throttle_failures.last_failure_at \
                          + MIN(?5, ?4 << MIN(MAX(throttle_failures.failures - ?3, 0), 16)) > ?2) \
                          RETURNING failures, last_failure_at",
@@ -104,6 +114,7 @@ impl ThrottleStore for SqliteStore {
                             i64::from(policy.free_failures),
                             policy.first_wait_seconds,
                             policy.longest_wait_seconds,
+                            policy.forget_after_seconds,
                         ],
                         failure_row,
                     )

@@ -126,7 +126,7 @@ async fn a_version_1_database_upgrades_to_version_2(database: &TestDatabase) {
     assert_eq!(
         stores
             .throttle
-            .record_failure("k", at(31))
+            .record_failure("k", at(31), 0)
             .await
             .unwrap()
             .failures,

@@ -20,6 +20,10 @@ conformance!(stores:
     give_back_of_the_last_failure_removes_the_row,
     give_back_without_a_row_changes_nothing,
     give_back_of_a_locked_attempt_admits_the_next,
+    record_failure_forgets_after_a_quiet_spell,
+    record_failure_never_forgets_with_zero,
+    take_attempt_forgets_after_a_quiet_spell,
+    take_attempt_without_forgetting_keeps_the_count,
 );
 
 conformance!(database:
@@ -33,6 +37,16 @@ const POLICY: LockoutPolicy = LockoutPolicy {
     free_failures: 5,
     first_wait_seconds: 30,
     longest_wait_seconds: 900,
+    forget_after_seconds: 0,
+};
+
+/// A per-client-IP style policy: 3 free failures, 1 s doubling up to 10 s, forgotten after 60 s
+/// without a failure.
+const FORGETTING: LockoutPolicy = LockoutPolicy {
+    free_failures: 3,
+    first_wait_seconds: 1,
+    longest_wait_seconds: 10,
+    forget_after_seconds: 60,
 };
 
 fn count(failures: u32, seconds: i64) -> Option<FailureCount> {
@@ -69,7 +83,7 @@ async fn record_failure_counts_up(stores: &Stores) {
         assert_eq!(
             stores
                 .throttle
-                .record_failure(key, at(seconds))
+                .record_failure(key, at(seconds), 0)
                 .await
                 .unwrap(),
             expected
@@ -86,12 +100,12 @@ async fn failures_of_an_unknown_key_are_none(stores: &Stores) {
 
 async fn clear_failures_resets_the_count(stores: &Stores) {
     let key = "recovery:alice";
-    stores.throttle.record_failure(key, at(1)).await.unwrap();
-    stores.throttle.record_failure(key, at(2)).await.unwrap();
+    stores.throttle.record_failure(key, at(1), 0).await.unwrap();
+    stores.throttle.record_failure(key, at(2), 0).await.unwrap();
     stores.throttle.clear_failures(key).await.unwrap();
     assert_eq!(stores.throttle.failures(key).await.unwrap(), None);
     assert_eq!(
-        stores.throttle.record_failure(key, at(3)).await.unwrap(),
+        stores.throttle.record_failure(key, at(3), 0).await.unwrap(),
         FailureCount {
             failures: 1,
             last_failure_at: at(3)
@@ -100,9 +114,9 @@ async fn clear_failures_resets_the_count(stores: &Stores) {
 }
 
 async fn keys_count_separately(stores: &Stores) {
-    stores.throttle.record_failure("a", at(1)).await.unwrap();
-    stores.throttle.record_failure("a", at(2)).await.unwrap();
-    stores.throttle.record_failure("b", at(3)).await.unwrap();
+    stores.throttle.record_failure("a", at(1), 0).await.unwrap();
+    stores.throttle.record_failure("a", at(2), 0).await.unwrap();
+    stores.throttle.record_failure("b", at(3), 0).await.unwrap();
     stores.throttle.clear_failures("a").await.unwrap();
     assert_eq!(stores.throttle.failures("a").await.unwrap(), None);
     assert_eq!(
@@ -118,7 +132,7 @@ async fn concurrent_failures_are_all_counted(database: &TestDatabase) {
     let mut seen = race(database, |stores, _| async move {
         stores
             .throttle
-            .record_failure("totp:alice", at(100))
+            .record_failure("totp:alice", at(100), 0)
             .await
             .unwrap()
             .failures
@@ -174,7 +188,7 @@ async fn take_attempt_waits_at_most_the_longest_wait(stores: &Stores) {
             last += 1;
             failures = stores
                 .throttle
-                .record_failure(key, at(last))
+                .record_failure(key, at(last), 0)
                 .await
                 .unwrap()
                 .failures;
@@ -196,7 +210,7 @@ async fn take_attempt_follows_record_failure_and_clear_failures(stores: &Stores)
     for seconds in 1..=4 {
         stores
             .throttle
-            .record_failure(key, at(seconds))
+            .record_failure(key, at(seconds), 0)
             .await
             .unwrap();
     }
@@ -294,7 +308,7 @@ async fn concurrent_give_backs_are_all_counted(database: &TestDatabase) {
         let stores = stores.clone();
         async move {
             for _ in 0..failures {
-                stores.throttle.record_failure(key, at(1)).await.unwrap();
+                stores.throttle.record_failure(key, at(1), 0).await.unwrap();
             }
         }
     };
@@ -335,4 +349,80 @@ async fn concurrent_give_backs_are_all_counted(database: &TestDatabase) {
             "round {round}"
         );
     }
+}
+
+async fn record_failure_forgets_after_a_quiet_spell(stores: &Stores) {
+    let key = "ip:192.0.2.7";
+    let record = |seconds: i64| async move {
+        stores
+            .throttle
+            .record_failure(key, at(seconds), 60)
+            .await
+            .unwrap()
+    };
+    assert_eq!(Some(record(0).await), count(1, 0));
+    // Each failure within 60 s of the last adds to the count, however long the whole run.
+    assert_eq!(Some(record(59).await), count(2, 59));
+    assert_eq!(Some(record(118).await), count(3, 118));
+    // 60 s without one: the count starts again.
+    assert_eq!(Some(record(178).await), count(1, 178));
+    assert_eq!(stores.throttle.failures(key).await.unwrap(), count(1, 178));
+}
+
+async fn record_failure_never_forgets_with_zero(stores: &Stores) {
+    let key = "password:alice";
+    stores.throttle.record_failure(key, at(0), 0).await.unwrap();
+    let later = stores
+        .throttle
+        .record_failure(key, at(1_000_000), 0)
+        .await
+        .unwrap();
+    assert_eq!(Some(later), count(2, 1_000_000));
+}
+
+async fn take_attempt_forgets_after_a_quiet_spell(stores: &Stores) {
+    let key = "ip:2001:db8::/64";
+    let take = |seconds: i64| async move {
+        stores
+            .throttle
+            .take_attempt(key, at(seconds), &FORGETTING)
+            .await
+            .unwrap()
+    };
+    for n in 1..=3 {
+        assert_eq!(take(0).await, count(n, 0));
+    }
+    assert_eq!(take(0).await, None);
+    // After the 1 s wait, one more, then a 2 s wait.
+    assert_eq!(take(1).await, count(4, 1));
+    assert_eq!(take(2).await, None);
+    // A minute after the last failure the key is forgotten: free attempts again.
+    assert_eq!(take(61).await, count(1, 61));
+    assert_eq!(take(61).await, count(2, 61));
+
+    // A wait longer than the quiet spell still ends with the quiet spell.
+    let policy = LockoutPolicy {
+        first_wait_seconds: 600,
+        longest_wait_seconds: 600,
+        ..FORGETTING
+    };
+    let key = "ip:192.0.2.8";
+    for n in 1..=3 {
+        let taken = stores.throttle.take_attempt(key, at(0), &policy).await;
+        assert_eq!(taken.unwrap(), count(n, 0));
+    }
+    let locked = stores.throttle.take_attempt(key, at(59), &policy).await;
+    assert_eq!(locked.unwrap(), None);
+    let forgotten = stores.throttle.take_attempt(key, at(60), &policy).await;
+    assert_eq!(forgotten.unwrap(), count(1, 60));
+}
+
+async fn take_attempt_without_forgetting_keeps_the_count(stores: &Stores) {
+    let key = "password:bob";
+    for n in 1..=5 {
+        assert_eq!(take(stores, key, 0).await, count(n, 0));
+    }
+    // A day later the wait is over, but the count goes on from 5: the next wait is longer.
+    assert_eq!(take(stores, key, 86_400).await, count(6, 86_400));
+    assert_eq!(take(stores, key, 86_400 + 59).await, None);
 }

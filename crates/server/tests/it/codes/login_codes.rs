@@ -15,6 +15,7 @@ on_both_backends!(
     codes_go_only_to_enrolled_methods_and_half_signed_in_sessions,
     replays_of_a_used_code_do_not_lock_the_owner_out,
     sixteen_concurrent_requests_with_one_code_have_one_winner,
+    a_code_sent_for_one_sign_in_fails_in_the_next,
 );
 
 /// Which way a sign-in code travels, and where to read it.
@@ -325,16 +326,14 @@ async fn sixteen_concurrent_requests_with_one_code_have_one_winner(backend: Back
         return;
     };
     app.email_user("heidi@example.com").await;
-    let mut clients = Vec::new();
-    for _ in 0..16 {
-        clients.push(
-            app.at_second_factor_with("heidi@example.com", json!(["email", "recovery_code"]))
-                .await,
-        );
-    }
-    send_code(&app, &clients[0], "email").await;
+    // A code is bound to the sign-in it was sent for, so the race is within that sign-in: 16
+    // requests carrying its cookie at once.
+    let client = app
+        .at_second_factor_with("heidi@example.com", json!(["email", "recovery_code"]))
+        .await;
+    send_code(&app, &client, "email").await;
     let code = Channel::Email("heidi@example.com").code(&app);
-    let requests = clients.into_iter().map(|client| {
+    let requests = (0..16).map(|_| client.clone()).map(|client| {
         let url = app.url("/api/v1/login/verify");
         let body = json!({"method": "email", "code": code});
         tokio::spawn(async move { client.post(url).json(&body).send().await.unwrap().status() })
@@ -373,4 +372,37 @@ async fn sixteen_concurrent_requests_with_one_code_have_one_winner(backend: Back
         verify(&app, &next, "email", &code).await.status(),
         StatusCode::OK
     );
+}
+
+/// OWASP ASVS 5.0 6.6.2: a sign-in code is bound to the sign-in it was sent for. The same
+/// user's next sign-in (say, an attacker's with the stolen password, in another browser)
+/// cannot use it, while the sign-in it was sent for still can.
+async fn a_code_sent_for_one_sign_in_fails_in_the_next(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    app.phone_user("alice@example.com", PHONE).await;
+    app.email_user("bob@example.com").await;
+    for (email, channel) in [
+        ("alice@example.com", Channel::Sms),
+        ("bob@example.com", Channel::Email("bob@example.com")),
+    ] {
+        let method = channel.method();
+        let methods = json!([method, "recovery_code"]);
+        let first = app.at_second_factor_with(email, methods.clone()).await;
+        let sent = send_code(&app, &first, method).await;
+        assert_eq!(sent.status(), StatusCode::ACCEPTED);
+        let code = channel.code(&app);
+        let second = app.at_second_factor_with(email, methods).await;
+        assert_error(
+            verify(&app, &second, method, &code).await,
+            StatusCode::UNAUTHORIZED,
+            "invalid_code",
+        )
+        .await;
+        let verified = verify(&app, &first, method, &code).await;
+        assert_eq!(verified.status(), StatusCode::OK, "{email}");
+        assert_eq!(app.account(&first).await["email"], email);
+        app.clock.advance_seconds(61);
+    }
 }

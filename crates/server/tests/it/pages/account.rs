@@ -138,7 +138,7 @@ async fn wrong_second_factor_codes_lead_to_a_wait_page() {
     let locked = Page::from(browser.verify("totp", &right).await).await;
     assert_eq!(locked.status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(locked.headers["retry-after"], "30");
-    assert!(locked.has("Too many wrong codes. Wait 30 seconds, then try again."));
+    assert!(locked.has("Too many wrong attempts. Wait 30 seconds, then try again."));
 }
 
 #[tokio::test]

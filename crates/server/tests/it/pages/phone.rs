@@ -45,6 +45,9 @@ async fn forced_enrollment_by_text_message_ends_with_the_recovery_codes(backend:
     assert!(form.has("<option value=\"GB\">United Kingdom (+44)</option>"));
     assert!(form.has("<option value=\"US\">United States (+1)</option>"));
     assert!(form.has(">Send verification code</button>"));
+    // ASVS 6.6.1: SMS is offered beside stronger methods, with its risk told.
+    assert!(form.has("id=\"sms-risk\"") && form.has("SIM swap"));
+    assert!(enroll.has("SIM swap"), "the choice of SMS names its risk");
     assert!(
         !form.has("type=\"password\""),
         "no password for a first phone"

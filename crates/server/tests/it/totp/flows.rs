@@ -423,6 +423,20 @@ async fn repeated_wrong_codes_lock_the_second_factor_for_a_while(backend: Backen
             .await;
         assert_error(wrong, StatusCode::UNAUTHORIZED, "invalid_code").await;
     }
+    // The owner is told once: someone who knows the password is guessing (ASVS 6.3.4).
+    let told: Vec<_> = app
+        .messages_to("grace@example.com")
+        .into_iter()
+        .filter(|mail| mail["subject"] == "Failed attempts to sign in to your account")
+        .collect();
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert!(
+        told[0]["body"]
+            .as_str()
+            .unwrap()
+            .contains("wrong second-step code 5 times"),
+        "{told:?}"
+    );
     // Locked: even the right code gets 429, and a new login does not reset the count.
     let fresh = app.at_second_factor("grace@example.com").await;
     let right = independent_totp(&secret, app.now());
