@@ -362,6 +362,7 @@ impl Service {
         }
         self.take_attempt(user.id).await?;
         let now = self.clock.now();
+        let mut spent_recovery_code = None;
         let accepted = match method {
             Method::Totp => match self.stores.factors.active_totp(user.id).await? {
                 Some(active) => match self.matching_step(&active, code).await? {
@@ -385,14 +386,8 @@ impl Service {
                 None => false,
             },
             Method::RecoveryCode => {
-                let used = self.consume_recovery_code(user.id, code).await?;
-                if used {
-                    let left = self.stores.factors.recovery_codes_left(user.id).await?;
-                    self.audit(Event::own(EventKind::RecoveryCodeUsed, user.id).with("left", left))
-                        .await?;
-                    self.notify(user, Notice::RecoveryCodeUsed { left }).await;
-                }
-                used
+                spent_recovery_code = self.consume_recovery_code(user.id, code).await?;
+                spent_recovery_code.is_some()
             }
             Method::Sms => {
                 self.accept_login_code(user, &session.id_hash, CodePurpose::LoginSms, code)
@@ -412,9 +407,23 @@ impl Service {
             .throttle
             .clear_failures(&second_factor_key(user.id))
             .await?;
-        let token = self
-            .rotate(session, SessionState::Authenticated, now)
-            .await?;
+        let token = match self.rotate(session, SessionState::Authenticated, now).await {
+            Ok(token) => token,
+            Err(error) => {
+                // Another request of this session won the rotation (or the session ended): this
+                // one signs nobody in, so the recovery code it spent goes back.
+                if let Some(spent) = &spent_recovery_code {
+                    self.release_recovery_code(spent).await?;
+                }
+                return Err(error.into());
+            }
+        };
+        if spent_recovery_code.is_some() {
+            let left = self.stores.factors.recovery_codes_left(user.id).await?;
+            self.audit(Event::own(EventKind::RecoveryCodeUsed, user.id).with("left", left))
+                .await?;
+            self.notify(user, Notice::RecoveryCodeUsed { left }).await;
+        }
         self.record_sign_in(user.id, Some(method), false, now)
             .await?;
         tracing::info!("second factor accepted");

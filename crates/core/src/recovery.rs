@@ -145,26 +145,50 @@ impl Service {
         Ok(codes)
     }
 
-    /// Accepts a recovery code once.
+    /// Accepts a recovery code once; what was spent, so that a sign-in that then loses its
+    /// session can put it back ([`Service::release_recovery_code`]).
     pub(crate) async fn consume_recovery_code(
         &self,
         user_id: UserId,
         typed: &str,
-    ) -> Result<bool, FactorError> {
+    ) -> Result<Option<SpentRecoveryCode>, FactorError> {
         let Ok(code) = RecoveryCode::parse(typed) else {
-            return Ok(false);
+            return Ok(None);
         };
         let hash = hash_recovery_code(user_id, &code);
+        let at = self.clock.now();
         let used = self
             .stores
             .factors
-            .consume_recovery_code(user_id, &hash, self.clock.now())
+            .consume_recovery_code(user_id, &hash, at)
             .await?;
-        if used {
-            tracing::info!(user_id = %user_id, "recovery code used");
+        if !used {
+            return Ok(None);
         }
-        Ok(used)
+        tracing::info!(user_id = %user_id, "recovery code used");
+        Ok(Some(SpentRecoveryCode { user_id, hash, at }))
     }
+
+    /// Puts back a code spent by a sign-in that did not happen after all.
+    pub(crate) async fn release_recovery_code(
+        &self,
+        spent: &SpentRecoveryCode,
+    ) -> Result<(), FactorError> {
+        self.stores
+            .factors
+            .release_recovery_code(spent.user_id, &spent.hash, spent.at)
+            .await?;
+        tracing::info!(user_id = %spent.user_id, "recovery code put back: the sign-in lost its session");
+        Ok(())
+    }
+}
+
+/// A recovery code this request spent.
+#[derive(Debug)]
+pub(crate) struct SpentRecoveryCode {
+    user_id: UserId,
+    hash: [u8; 32],
+    at: time::OffsetDateTime,
 }
 
 #[cfg(test)]

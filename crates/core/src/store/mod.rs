@@ -297,6 +297,16 @@ pub trait FactorStore: Send + Sync {
         now: OffsetDateTime,
     ) -> Result<bool, StoreError>;
 
+    /// Puts back a code spent at `used_at` by a sign-in that then lost its session (another
+    /// request of the same session won the rotation): one conditional UPDATE, matching only
+    /// that use. `false` when the code is gone or was used at another time.
+    async fn release_recovery_code(
+        &self,
+        user_id: UserId,
+        code_hash: &[u8; 32],
+        used_at: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+
     async fn recovery_codes_left(&self, user_id: UserId) -> Result<u32, StoreError>;
 
     /// The ids of the master keys that sealed the stored authenticators and queued messages,

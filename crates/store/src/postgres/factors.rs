@@ -306,6 +306,23 @@ impl FactorStore for PostgresStore {
         Ok(changed == 1)
     }
 
+    async fn release_recovery_code(
+        &self,
+        user_id: UserId,
+        code_hash: &[u8; 32],
+        used_at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let changed = self
+            .execute(
+                "release_recovery_code",
+                "UPDATE recovery_codes SET used_at = NULL \
+                 WHERE user_id = $1 AND code_hash = $2 AND used_at = $3",
+                &[&user_id.to_string(), &&code_hash[..], &to_unix(used_at)],
+            )
+            .await?;
+        Ok(changed == 1)
+    }
+
     async fn recovery_codes_left(&self, user_id: UserId) -> Result<u32, StoreError> {
         const OPERATION: &str = "recovery_codes_left";
         let row = self

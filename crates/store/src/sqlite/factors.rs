@@ -230,6 +230,31 @@ impl FactorStore for SqliteStore {
         Ok(changed == 1)
     }
 
+    async fn release_recovery_code(
+        &self,
+        user_id: UserId,
+        code_hash: &[u8; 32],
+        used_at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let code_hash = *code_hash;
+        let changed = self
+            .database
+            .write("release_recovery_code", move |connection| {
+                connection
+                    .prepare_cached(
+                        "UPDATE recovery_codes SET used_at = NULL \
+                         WHERE user_id = ?1 AND code_hash = ?2 AND used_at = ?3",
+                    )?
+                    .execute(params![
+                        user_id.to_string(),
+                        &code_hash[..],
+                        to_unix(used_at)
+                    ])
+            })
+            .await?;
+        Ok(changed == 1)
+    }
+
     async fn recovery_codes_left(&self, user_id: UserId) -> Result<u32, StoreError> {
         let count: i64 = self
             .database

@@ -9,6 +9,7 @@ conformance!(stores:
     a_recovery_code_is_consumed_once,
     recovery_codes_belong_to_their_user,
     replacing_recovery_codes_kills_the_old_set,
+    a_released_code_works_again_only_when_released_from_its_own_use,
 );
 
 conformance!(database:
@@ -97,6 +98,49 @@ async fn recovery_codes_belong_to_their_user(stores: &Stores) {
     );
     assert_eq!(stores.factors.recovery_codes_left(alice).await.unwrap(), 0);
     assert_eq!(stores.factors.recovery_codes_left(bob).await.unwrap(), 2);
+}
+
+async fn a_released_code_works_again_only_when_released_from_its_own_use(stores: &Stores) {
+    let user_id = insert_user(stores, "alice@example.com").await;
+    let factors = &stores.factors;
+    factors
+        .replace_recovery_codes(user_id, &[code_hash(1), code_hash(2)], at(0))
+        .await
+        .unwrap();
+    assert!(
+        factors
+            .consume_recovery_code(user_id, &code_hash(1), at(5))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !factors
+            .release_recovery_code(user_id, &code_hash(1), at(6))
+            .await
+            .unwrap(),
+        "another use's time releases nothing"
+    );
+    assert!(
+        !factors
+            .release_recovery_code(user_id, &code_hash(2), at(5))
+            .await
+            .unwrap(),
+        "an unused code is not released"
+    );
+    assert!(
+        factors
+            .release_recovery_code(user_id, &code_hash(1), at(5))
+            .await
+            .unwrap()
+    );
+    assert_eq!(factors.recovery_codes_left(user_id).await.unwrap(), 2);
+    assert!(
+        factors
+            .consume_recovery_code(user_id, &code_hash(1), at(7))
+            .await
+            .unwrap(),
+        "usable again"
+    );
 }
 
 async fn replacing_recovery_codes_kills_the_old_set(stores: &Stores) {
