@@ -72,7 +72,7 @@ async fn test(config: &Config, address: &str) -> anyhow::Result<()> {
             .enqueue(&QueuedMessage::Email(message.clone()), now)
             .await
             .context("cannot queue the test email")?;
-        println!(
+        out!(
             "Queued test email {id} to {} with code {code}; a running `twofold serve` sends it \
              (`twofold mail status` shows failures)",
             message.to
@@ -83,7 +83,7 @@ async fn test(config: &Config, address: &str) -> anyhow::Result<()> {
             .send_email(&message, now)
             .await
             .context("cannot write the test email")?;
-        println!(
+        out!(
             "Wrote test email to {} with code {code} into the outbox {} (TWOFOLD_SMTP_URL is not set)",
             message.to,
             outbox.directory().display()
@@ -107,8 +107,8 @@ async fn status(config: &Config) -> anyhow::Result<()> {
         .delivery_counts()
         .await
         .context("cannot read the delivery queue")?;
-    println!("pending: {}", counts.pending);
-    println!("failed: {}", counts.failed);
+    out!("pending: {}", counts.pending);
+    out!("failed: {}", counts.failed);
     let failures = stores
         .deliveries
         .failed_deliveries(FAILURES_SHOWN)
@@ -123,7 +123,7 @@ async fn status(config: &Config) -> anyhow::Result<()> {
                 format!("gave up at {}", rfc3339(failed_at))
             }
         };
-        println!(
+        out!(
             "{} {} {} queued {}, {} attempt(s), {state}: {}",
             failure.id,
             failure.channel,

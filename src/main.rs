@@ -1,5 +1,13 @@
 //! The `twofold` binary: the command line, the configuration and start-up.
 
+/// `println!` for command output: a reader that stops early (`twofold user list | head -1`)
+/// ends the process quietly instead of making it panic on the closed pipe.
+macro_rules! out {
+    ($($argument:tt)*) => {
+        $crate::write_output_line(format_args!($($argument)*))
+    };
+}
+
 mod cli;
 mod config;
 mod delivery;
@@ -118,4 +126,18 @@ fn usage_error_line(error: &clap::Error) -> String {
     }
     line.push_str(" (see --help)");
     line
+}
+
+/// Writes one line of command output (see `out!`): exit 0 when the reader has gone, 1 with a
+/// line on standard error when standard output cannot be written otherwise.
+fn write_output_line(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(error) = writeln!(stdout, "{line}").and_then(|()| stdout.flush()) {
+        if error.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("twofold: cannot write to standard output: {error}");
+        std::process::exit(1);
+    }
 }

@@ -202,11 +202,13 @@ impl KeyLoader for FileKeyLoader {
     }
 }
 
-/// The outcome of [`rotate`].
+/// The outcome of [`rotate`]. It holds the rotation lock until dropped, so that re-sealing
+/// under the new key is part of the one rotation at a time (a review ran two at once).
 pub struct Rotated {
     pub old_id: String,
     pub new_id: String,
     pub retired_file: PathBuf,
+    _lock: RotationLock,
 }
 
 /// Retires the current key and puts a new random one in its place: first the current key is
@@ -221,7 +223,7 @@ pub fn rotate(path: &Path) -> anyhow::Result<Rotated> {
             path.display()
         );
     }
-    let _lock = RotationLock::take(path)?;
+    let lock = RotationLock::take(path)?;
     let old = read_key(path, "master key file")?;
     let old_id = MasterKey::new(&old).id().to_owned();
     let retired_file = retired_path(path, &old_id);
@@ -246,6 +248,7 @@ pub fn rotate(path: &Path) -> anyhow::Result<Rotated> {
         old_id,
         new_id,
         retired_file,
+        _lock: lock,
     })
 }
 
@@ -375,6 +378,11 @@ mod tests {
             ring.key_ids().collect::<Vec<_>>(),
             [&*rotated.new_id, &*old_id]
         );
+        assert!(
+            path.with_extension("key.rotating").exists(),
+            "held while re-sealing"
+        );
+        drop(rotated);
         assert!(!path.with_extension("key.rotating").exists());
     }
 
@@ -409,8 +417,16 @@ mod tests {
         let directory = tempfile::tempdir().unwrap();
         let path = directory.path().join("master.key");
         load_or_create(&path).unwrap();
-        let _held = RotationLock::take(&path).unwrap();
+        let held = RotationLock::take(&path).unwrap();
         let error = format!("{:#}", rotate(&path).err().unwrap());
         assert!(error.contains("another `twofold keys rotate`"), "{error}");
+        drop(held);
+        // The lock lasts as long as the rotation's outcome (while it re-seals), not just the
+        // swap of the files.
+        let rotated = rotate(&path).unwrap();
+        let error = format!("{:#}", rotate(&path).err().unwrap());
+        assert!(error.contains("another `twofold keys rotate`"), "{error}");
+        drop(rotated);
+        rotate(&path).unwrap();
     }
 }

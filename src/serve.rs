@@ -150,7 +150,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .context("cannot create the first administrator")?;
     if let Some(password) = first_admin.and_then(|admin| admin.temporary_password) {
         // The one line the contract promises on stdout: ends with the temporary password.
-        println!(
+        out!(
             "Created the first administrator {FIRST_ADMIN_EMAIL} with temporary password: {}",
             password.expose_secret()
         );

@@ -54,7 +54,7 @@ pub async fn run(config: Config, command: AuditCommand) -> anyhow::Result<()> {
                 .map_err(|error| error.into_error())
                 .and_then(|file| file.sync_all())
                 .with_context(|| format!("cannot write {}", path.display()))?;
-            println!("exported {count} audit entries to {}", path.display());
+            out!("exported {count} audit entries to {}", path.display());
             Ok(())
         }
         AuditCommand::Verify => verify(&service).await,
@@ -98,8 +98,8 @@ async fn verify(service: &Service) -> anyhow::Result<()> {
         None => {
             let checked = report.checked;
             match report.anchor {
-                None => println!("audit log intact: {checked} entries checked"),
-                Some(anchor) => println!(
+                None => out!("audit log intact: {checked} entries checked"),
+                Some(anchor) => out!(
                     "audit log intact: {checked} entries checked, starting after entry {} (older entries were removed by retention)",
                     anchor.seq
                 ),

@@ -68,7 +68,7 @@ async fn rotate(config: &Config, stores: &Stores, sealer: &Sealer) -> anyhow::Re
     // old key before that is re-sealed by this final pass.
     tokio::time::sleep(RECHECK + Duration::from_secs(1)).await;
     resealed += reseal_all(stores, sealer, &rotated.new_id).await?;
-    println!(
+    out!(
         "rotated the master key {} -> {}: {resealed} sealed secrets re-sealed (the old key stays in {})",
         rotated.old_id,
         rotated.new_id,
@@ -139,14 +139,14 @@ async fn show(config: &Config, stores: &Stores, sealer: &Sealer) -> anyhow::Resu
             .map_or(0, |(_, count)| *count)
     };
     let keys = sealer.snapshot();
-    println!(
+    out!(
         "current: {} ({} sealed secrets) in {}",
         keys.current_key_id(),
         held(keys.current_key_id()),
         config.master_key_file.display()
     );
     for id in keys.key_ids().skip(1) {
-        println!(
+        out!(
             "retired: {id} ({} sealed secrets) in {}",
             held(id),
             master_key::retired_path(&config.master_key_file, id).display()

@@ -44,7 +44,7 @@ pub async fn run(config: Config, command: PolicyCommand) -> anyhow::Result<()> {
                 other => anyhow::Error::new(other),
             })?,
     };
-    println!("{}", serde_json::to_string_pretty(&policy_json(&current)?)?);
+    out!("{}", serde_json::to_string_pretty(&policy_json(&current)?)?);
     Ok(())
 }
 

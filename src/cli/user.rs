@@ -84,12 +84,12 @@ pub async fn run(config: Config, command: UserCommand) -> anyhow::Result<()> {
                 .await
                 .map_err(describe)?;
             match created.temporary_password {
-                Some(temporary) => println!(
+                Some(temporary) => out!(
                     "Created {} with temporary password: {}",
                     created.user.email,
                     temporary.expose_secret()
                 ),
-                None => println!("Created {}", created.user.email),
+                None => out!("Created {}", created.user.email),
             }
         }
         UserCommand::Show { email } => show(&service, &email).await?,
@@ -127,13 +127,13 @@ pub async fn run(config: Config, command: UserCommand) -> anyhow::Result<()> {
 async fn show(service: &Service, email: &str) -> anyhow::Result<()> {
     let user = service.find_user(email).await.map_err(describe)?;
     let summary = service.account_summary(&user).await.map_err(describe)?;
-    println!("email: {}", user.email);
-    println!("two_factor: {}", summary.two_factor.as_str());
-    println!("methods: {}", method_list(&summary.methods, ", "));
-    println!("require_2fa: {}", yes_no(user.require_2fa));
-    println!("admin: {}", yes_no(user.is_admin));
-    println!("disabled: {}", yes_no(user.disabled));
-    println!(
+    out!("email: {}", user.email);
+    out!("two_factor: {}", summary.two_factor.as_str());
+    out!("methods: {}", method_list(&summary.methods, ", "));
+    out!("require_2fa: {}", yes_no(user.require_2fa));
+    out!("admin: {}", yes_no(user.is_admin));
+    out!("disabled: {}", yes_no(user.disabled));
+    out!(
         "password_change_required: {}",
         yes_no(user.password_change_required)
     );
@@ -149,7 +149,7 @@ async fn list(service: &Service, query: Option<&str>) -> anyhow::Result<()> {
             .await
             .map_err(describe)?;
         for user in &page.users {
-            println!("{}", list_line(user));
+            out!("{}", list_line(user));
         }
         offset += page.users.len() as u64;
         if page.users.is_empty() || offset >= page.total {

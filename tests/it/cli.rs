@@ -187,3 +187,29 @@ async fn the_cli_creates_a_private_data_directory() {
     let mode = std::fs::metadata(&data_dir).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o700, "{mode:o}");
 }
+
+/// Regression (found by a review): output into a pipe whose reader has gone
+/// (`twofold user list | head -1`) panicked with a backtrace; it now ends quietly.
+#[tokio::test]
+async fn output_into_a_closed_pipe_ends_quietly() {
+    let Some(install) = installation(false).await else {
+        return;
+    };
+    for index in 0..3 {
+        let email = format!("user{index}@example.com");
+        assert!(install.run(&["user", "add", &email], None).status.success());
+    }
+    // The read end of the pipe is closed before the command writes anything.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let output = install
+        .command()
+        .args(["user", "list"])
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let errors = stderr(&output);
+    assert!(!errors.contains("panicked"), "{errors}");
+    assert!(output.status.success(), "{errors}");
+}

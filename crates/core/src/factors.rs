@@ -457,10 +457,6 @@ impl Service {
     /// in before the first is counted); 429 while locked. A right code then clears the count
     /// or gives the attempt back; a check that was no guess gives it back.
     pub(crate) async fn take_attempt(&self, user_id: UserId) -> Result<(), FactorError> {
-        // The client's limit first: a locked address takes no attempt from the account.
-        if let Some(retry_after) = self.client_ip_lockout().await? {
-            return Err(FactorError::Throttled { retry_after });
-        }
         let key = second_factor_key(user_id);
         let now = self.clock.now();
         let lockout = self.policy().await?.policy.lockout();
@@ -510,13 +506,17 @@ impl Service {
     /// guessing the second factor.
     pub(crate) async fn fail_code(&self, user_id: UserId) -> FactorError {
         tracing::info!(user_id = %user_id, "wrong second-factor code");
-        if let Err(error) = self.count_client_ip_failure().await {
-            return error.into();
-        }
+        let address_wait = match self.count_client_ip_failure().await {
+            Ok(wait) => wait,
+            Err(error) => return error.into(),
+        };
         if let Err(error) = self.note_lockout(user_id).await {
             return error;
         }
-        FactorError::InvalidCode
+        match address_wait {
+            Some(retry_after) => FactorError::Throttled { retry_after },
+            None => FactorError::InvalidCode,
+        }
     }
 
     /// A wrong code at a sign-in step (`step`: `second_factor`, or `reset` for the fallback

@@ -23,6 +23,7 @@ use sha2::{Digest, Sha256};
 use time::{Duration, OffsetDateTime};
 
 use crate::audit::{Event, EventKind, current_context};
+use crate::email::Email;
 use crate::factors::FactorError;
 use crate::hasher::{HashError, Verification};
 use crate::password::LoginPassword;
@@ -65,7 +66,14 @@ pub fn password_key(user_id: UserId) -> String {
 /// is no address): a hash of the address as typed, trimmed and lower-cased, so the key holds
 /// no address and the same address always meets the same count.
 pub fn typed_email_key(typed_email: &str) -> String {
-    let digest = Sha256::digest(typed_email.trim().to_lowercase().as_bytes());
+    // An address that parses is keyed as parsed (NFKC, lower case), exactly as an account's
+    // address is found: otherwise a compatibility spelling ("bob＠example.com") would share
+    // the lock of an existing account but not of a missing one, telling them apart.
+    let normalised = match Email::parse(typed_email) {
+        Ok(email) => email.as_str().to_owned(),
+        Err(_) => typed_email.trim().to_lowercase(),
+    };
+    let digest = Sha256::digest(normalised.as_bytes());
     let hex: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
     format!("password:email:{hex}")
 }
@@ -148,9 +156,6 @@ impl Service {
     where
         E: From<StoreError> + From<HashError>,
     {
-        if let Some(wait) = self.client_ip_lockout().await? {
-            return Ok(PasswordCheck::Throttled(wait));
-        }
         let lockout = self.policy().await?.policy.lockout();
         let now = self.clock.now();
         let throttle = &self.stores.throttle;
@@ -188,7 +193,7 @@ impl Service {
             throttle.clear_failures(&subject.key).await?;
             return Ok(PasswordCheck::Right(verification));
         }
-        self.count_client_ip_failure().await?;
+        let address_wait = self.count_client_ip_failure().await?;
         if let Some(refused) = refused {
             self.audit(refused).await?;
         }
@@ -203,7 +208,10 @@ impl Service {
             )
             .await?;
         }
-        Ok(PasswordCheck::Wrong)
+        Ok(match address_wait {
+            Some(wait) => PasswordCheck::Throttled(wait),
+            None => PasswordCheck::Wrong,
+        })
     }
 
     /// Checks the current password (re-authentication for sensitive changes), under the same
@@ -229,37 +237,33 @@ impl Service {
         }
     }
 
-    /// How long the client address of the request at hand must still wait, if it is locked.
-    /// Never for a request without an address (the CLI) or with the limit off.
-    pub(crate) async fn client_ip_lockout(&self) -> Result<Option<Duration>, StoreError> {
+    /// Counts a failed check against the client address of the request at hand, and returns
+    /// the wait to answer with (429) when the address had already spent its budget. Only
+    /// failures come here: the contract has it that successful requests are never throttled
+    /// per address, so a right password or code is never refused for its address, and a
+    /// success never writes to the address's key. The per-address limit therefore turns an
+    /// address's wrong answers into 429s with a growing wait; the per-account lockouts, taken
+    /// in advance, are what bound the guesses at any one account.
+    pub(crate) async fn count_client_ip_failure(&self) -> Result<Option<Duration>, StoreError> {
         let (Some(policy), Some(key)) = (self.settings.ip_lockout, request_ip_key()) else {
             return Ok(None);
         };
-        let count = self.stores.throttle.failures(&key).await?;
-        let wait = remaining_lockout(count, self.clock.now(), &policy);
-        if wait.is_some() {
-            tracing::info!(key = %key, "check refused unchecked: client address locked");
-        }
-        Ok(wait)
-    }
-
-    /// Counts a failed check against the client address of the request at hand. Only failures
-    /// come here: a success never writes to the address's key. (Checked, then counted: a burst
-    /// from one address may overshoot the budget by the requests in flight, which the
-    /// per-account lockouts, taken in advance, do not.)
-    pub(crate) async fn count_client_ip_failure(&self) -> Result<(), StoreError> {
-        let (Some(policy), Some(key)) = (self.settings.ip_lockout, request_ip_key()) else {
-            return Ok(());
-        };
-        let count = self
-            .stores
-            .throttle
-            .record_failure(&key, self.clock.now(), policy.forget_after_seconds)
+        let now = self.clock.now();
+        let throttle = &self.stores.throttle;
+        let was_locked = remaining_lockout(throttle.failures(&key).await?, now, &policy).is_some();
+        let count = throttle
+            .record_failure(&key, now, policy.forget_after_seconds)
             .await?;
         if count.failures == policy.free_failures {
             tracing::warn!(key = %key, failures = count.failures, "client address locked");
         }
-        Ok(())
+        if !was_locked {
+            return Ok(None);
+        }
+        tracing::info!(key = %key, "failure from a locked client address");
+        Ok(Some(
+            remaining_lockout(Some(count), now, &policy).unwrap_or(Duration::seconds(1)),
+        ))
     }
 }
 
@@ -351,6 +355,9 @@ mod tests {
         let key = typed_email_key(" Alice@Example.COM ");
         assert_eq!(key, typed_email_key("alice@example.com"));
         assert_ne!(key, typed_email_key("bob@example.com"));
+        // Compatibility spellings count as the address they normalise to, as for an account.
+        assert_eq!(key, typed_email_key("alice\u{FF20}example.com"));
+        assert_eq!(key, typed_email_key("ALICE@\u{FF45}xample.com"));
         assert!(key.starts_with("password:email:") && !key.contains("alice"));
         assert_eq!(key.len(), "password:email:".len() + 64);
         let user = UserId::random();
