@@ -341,6 +341,10 @@ fn sms_gateway(
 }
 
 #[cfg(test)]
+#[path = "config_properties.rs"]
+mod properties;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use secrecy::ExposeSecret;
