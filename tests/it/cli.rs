@@ -3,7 +3,9 @@
 use serde_json::{Value, json};
 
 use crate::on_both_backends;
-use crate::process::{PASSWORD, binary, installation, stderr, stdout, temporary_password};
+use crate::process::{
+    PASSWORD, binary, installation, password_step, stderr, stdout, temporary_password,
+};
 
 on_both_backends!(
     user_commands_follow_the_contract,
@@ -111,19 +113,7 @@ async fn first_start_creates_one_admin_and_the_cli_sees_the_server_database(post
         Some(PASSWORD),
     );
     assert!(added.status.success(), "{}", stderr(&added));
-    let client = reqwest::Client::builder()
-        .cookie_store(true)
-        .build()
-        .unwrap();
-    let login: Value = client
-        .post(server.url("/api/v1/login"))
-        .json(&json!({"email": "dana@example.com", "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (client, login) = password_step(&server, "dana@example.com", PASSWORD).await;
     assert_eq!(login["state"], "authenticated");
     let account: Value = client
         .get(server.url("/api/v1/account"))
@@ -136,19 +126,7 @@ async fn first_start_creates_one_admin_and_the_cli_sees_the_server_database(post
     assert_eq!(account["email"], "dana@example.com");
 
     // The admin must change the temporary password, then enroll.
-    let admin = reqwest::Client::builder()
-        .cookie_store(true)
-        .build()
-        .unwrap();
-    let step: Value = admin
-        .post(server.url("/api/v1/login"))
-        .json(&json!({"email": "admin@localhost", "password": admin_password}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (admin, step) = password_step(&server, "admin@localhost", &admin_password).await;
     assert_eq!(step["state"], "password_change_required");
     let step: Value = admin
         .post(server.url("/api/v1/login/password"))

@@ -12,7 +12,7 @@ use tokio::sync::Notify;
 use crate::factors::{base32_decode, now, totp};
 use crate::on_both_backends;
 use crate::process::{
-    Installation, PASSWORD, Server, installation, stderr, stdout, temporary_password,
+    Installation, PASSWORD, Server, installation, password_step, stderr, stdout, temporary_password,
 };
 
 on_both_backends!(acknowledged_writes_survive_sigkill);
@@ -95,19 +95,7 @@ struct Started {
 type Acknowledged = Option<Vec<String>>;
 
 async fn start_enrollment(server: &Server, email: &str) -> Started {
-    let client = reqwest::Client::builder()
-        .cookie_store(true)
-        .build()
-        .unwrap();
-    let login: Value = client
-        .post(server.url("/api/v1/login"))
-        .json(&json!({"email": email, "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (client, login) = password_step(server, email, PASSWORD).await;
     assert_eq!(login["state"], "enrollment_required", "{email}: {login}");
     let started: Value = client
         .post(server.url("/api/v1/account/totp"))
@@ -171,19 +159,7 @@ fn audited_enrollments(install: &Installation) -> HashSet<String> {
 /// Signs `email` in with a code of the next time step (the confirmation used the current
 /// one); returns the account as the API shows it.
 async fn sign_in_with_totp(server: &Server, email: &str, secret: &[u8]) -> Value {
-    let client = reqwest::Client::builder()
-        .cookie_store(true)
-        .build()
-        .unwrap();
-    let login: Value = client
-        .post(server.url("/api/v1/login"))
-        .json(&json!({"email": email, "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (client, login) = password_step(server, email, PASSWORD).await;
     assert_eq!(login["state"], "second_factor", "{email}: {login}");
     assert_eq!(
         login["methods"],

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use crate::factors::{dump_postgres, enroll, now, serve_to_completion, totp, walk};
 use crate::on_both_backends;
-use crate::process::{Installation, PASSWORD, Server, installation, stderr, stdout};
+use crate::process::{Installation, PASSWORD, Server, installation, password_step, stderr, stdout};
 
 on_both_backends!(
     keys_rotate_reseals_everything_while_the_server_runs,
@@ -50,19 +50,7 @@ async fn rotate(install: &Installation) -> std::process::Output {
 /// Signs in with the password and a TOTP code of the next time step (the enrollment used the
 /// current one, and a step is accepted once).
 async fn signs_in_with_totp(server: &Server, email: &str, secret: &[u8]) {
-    let client = reqwest::Client::builder()
-        .cookie_store(true)
-        .build()
-        .unwrap();
-    let login: Value = client
-        .post(server.url("/api/v1/login"))
-        .json(&json!({"email": email, "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (client, login) = password_step(server, email, PASSWORD).await;
     assert_eq!(login["state"], "second_factor", "{email}: {login}");
     let verified = client
         .post(server.url("/api/v1/login/verify"))

@@ -205,3 +205,26 @@ macro_rules! on_both_backends {
         )*
     };
 }
+
+/// Signs `email` in with `password` from a new browser (a client with its own cookie jar):
+/// the browser, and the login's answer.
+pub async fn password_step(
+    server: &Server,
+    email: &str,
+    password: &str,
+) -> (reqwest::Client, serde_json::Value) {
+    let client = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let login = client
+        .post(server.url("/api/v1/login"))
+        .json(&serde_json::json!({"email": email, "password": password}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    (client, login)
+}
