@@ -6,7 +6,7 @@
 //! the same way, so an append never links to an entry being removed without the anchor moving.
 
 use async_trait::async_trait;
-use rusqlite::{OptionalExtension, Row, Transaction, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, Row, params};
 use time::OffsetDateTime;
 use twofold_core::audit::{link_hash, unix_millis};
 use twofold_core::store::{
@@ -50,7 +50,7 @@ fn seq_and_hash(row: &Row<'_>) -> rusqlite::Result<(i64, Vec<u8>)> {
 }
 
 /// The seq and hash the next entry links to: the newest entry's, else the anchor's, else none.
-fn last_link(transaction: &Transaction<'_>) -> rusqlite::Result<Option<(i64, Vec<u8>)>> {
+fn last_link(transaction: &Connection) -> rusqlite::Result<Option<(i64, Vec<u8>)>> {
     let last = transaction
         .prepare_cached("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")?
         .query_row([], seq_and_hash)
@@ -67,7 +67,7 @@ fn last_link(transaction: &Transaction<'_>) -> rusqlite::Result<Option<(i64, Vec
 /// Appends inside `transaction`. The outer result is the database's; the inner one is a stored
 /// value that does not convert (then nothing is committed).
 pub(super) fn append(
-    transaction: &Transaction<'_>,
+    transaction: &Connection,
     event: &NewAuditEvent,
     row: &NewAuditRow,
     key: &[u8; 32],
@@ -118,8 +118,7 @@ impl AuditStore for SqliteStore {
         let appended = self
             .database
             .write("append_audit", move |connection| {
-                let transaction =
-                    connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let transaction = connection.savepoint()?;
                 let appended = append(&transaction, &event, &row, &chain_key)?;
                 if appended.is_ok() {
                     transaction.commit()?;
@@ -186,8 +185,7 @@ impl AuditStore for SqliteStore {
         let deleted = self
             .database
             .write("purge_audit_before", move |connection| {
-                let transaction =
-                    connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let transaction = connection.savepoint()?;
                 // The newest entry from before the cutoff; everything up to it goes, so what
                 // is removed is always a prefix of the chain.
                 let last = transaction

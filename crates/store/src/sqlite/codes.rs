@@ -10,7 +10,7 @@
 //! this process or another) can record a send between its counts and its inserts.
 
 use async_trait::async_trait;
-use rusqlite::{OptionalExtension, TransactionBehavior, params};
+use rusqlite::{OptionalExtension, params};
 use time::OffsetDateTime;
 use twofold_core::codes::MAX_TRIES;
 use twofold_core::store::{CodeCheck, CodeStore, NewCode, NewInboundCheck, SendLimit, StoreError};
@@ -135,8 +135,7 @@ impl CodeStore for SqliteStore {
         let keys = distinct_send_keys(&limits);
         self.database
             .write("admit_send", move |connection| {
-                let transaction =
-                    connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let transaction = connection.savepoint()?;
                 for limit in &limits {
                     let count: i64 = transaction
                         .prepare_cached(

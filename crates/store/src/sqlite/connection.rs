@@ -1,22 +1,38 @@
 //! The SQLite connections and the one place that hands work to them.
 //!
 //! SQLite allows one writer at a time per database file, so the store keeps one writer
-//! connection behind a mutex and a few read-only connections that read the WAL snapshot in
-//! parallel. Every operation runs on tokio's blocking pool through [`Database::write`] or
-//! [`Database::read`]; how work reaches the connections can change here without touching the
-//! queries.
+//! connection, owned by a thread of its own, and a few read-only connections that read the WAL
+//! snapshot in parallel on tokio's blocking pool. Every operation goes through
+//! [`Database::write`] or [`Database::read`]; how work reaches the connections can change here
+//! without touching the queries.
+//!
+//! **Group commit.** Every commit is synced (`synchronous=FULL`), and a sync costs far more
+//! than the statements it makes durable. So the writer thread takes every write waiting for it
+//! (up to [`MAX_BATCH`]), runs them in one `BEGIN IMMEDIATE` transaction, each inside its own
+//! savepoint, and commits once: one sync for the whole batch. A write that fails is rolled back
+//! to its savepoint and leaves the others alone; no caller hears back before the commit that
+//! makes its write durable has returned, and if that commit fails every write of the batch
+//! fails. Writes that arrive while a batch commits form the next batch, so batches grow with
+//! the load and a lone write waits for nobody.
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
 use rusqlite::{Connection, OpenFlags};
+use tokio::sync::oneshot;
 use twofold_core::store::StoreError;
 
 /// Readers beyond this rarely help: reads are short and the blocking pool is shared.
 pub(crate) const READER_COUNT: usize = 4;
+
+/// The most writes one transaction takes: bounds how long the first of them waits.
+pub(crate) const MAX_BATCH: usize = 256;
 
 /// How long a statement waits for another process's write lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_millis(5000);
@@ -40,28 +56,204 @@ pub(crate) struct Database {
     inner: Arc<Connections>,
 }
 
-// Fields drop in order: the readers close first, so the writer is the last connection and its
-// close checkpoints the WAL and removes it (a read-only connection cannot).
+// Fields drop in order: the readers close first, then the writer thread is told to stop and
+// joined, so the writer is the last connection and its close checkpoints the WAL and removes
+// it (a read-only connection cannot).
 struct Connections {
     /// Empty for an in-memory database, whose data no second connection can see; reads then go
     /// to the writer.
     readers: Vec<Mutex<Connection>>,
-    writer: Mutex<Connection>,
     next_reader: AtomicUsize,
+    writer: WriterThread,
+}
+
+/// One unit of work for the writer thread.
+trait Job: Send {
+    /// A read of an in-memory database: runs on the writer outside any transaction.
+    fn is_read(&self) -> bool;
+    /// Runs the work; false when it failed (its changes are then rolled back).
+    fn run(&mut self, connection: &mut Connection) -> bool;
+    /// Answers the caller once the batch is durable, or failed to be (`commit`).
+    fn finish(self: Box<Self>, commit: Result<(), &rusqlite::Error>);
+}
+
+/// A caller's closure, its outcome once run, and where the answer goes.
+struct Pending<T, F> {
+    operation: &'static str,
+    read: bool,
+    work: Option<F>,
+    outcome: Option<Result<T, StoreError>>,
+    reply: oneshot::Sender<Result<T, StoreError>>,
+}
+
+impl<T, F> Job for Pending<T, F>
+where
+    F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send,
+    T: Send,
+{
+    fn is_read(&self) -> bool {
+        self.read
+    }
+
+    fn run(&mut self, connection: &mut Connection) -> bool {
+        let Some(work) = self.work.take() else {
+            return false;
+        };
+        // A panic must not take the writer thread (and every later write) down with it; the
+        // savepoint it was in is rolled back like any failed write.
+        let operation = self.operation;
+        let outcome = match catch_unwind(AssertUnwindSafe(|| work(connection))) {
+            Ok(outcome) => outcome.map_err(|error| store_error(operation, error)),
+            Err(_) => Err(StoreError::Unexpected(anyhow!(
+                "SQLite: {operation}: the work panicked"
+            ))),
+        };
+        let succeeded = outcome.is_ok();
+        self.outcome = Some(outcome);
+        succeeded
+    }
+
+    fn finish(self: Box<Self>, commit: Result<(), &rusqlite::Error>) {
+        let operation = self.operation;
+        let answer = match (self.outcome, commit) {
+            (None, Err(error)) => Err(StoreError::Unexpected(anyhow!(
+                "SQLite: {operation}: the batch could not start: {error}"
+            ))),
+            (None, Ok(())) => Err(StoreError::Unexpected(anyhow!(
+                "SQLite: {operation}: the write was not run"
+            ))),
+            (Some(Err(error)), _) => Err(error),
+            (Some(Ok(_)), Err(error)) => Err(StoreError::Unexpected(anyhow!(
+                "SQLite: {operation}: the commit failed: {error}"
+            ))),
+            (Some(Ok(value)), Ok(())) => Ok(value),
+        };
+        // The caller may have gone (its request was cancelled); the write stands regardless.
+        let _ = self.reply.send(answer);
+    }
+}
+
+/// The thread that owns the writer connection, and the queue to it.
+struct WriterThread {
+    jobs: Option<mpsc::Sender<Box<dyn Job>>>,
+    handle: Option<JoinHandle<()>>,
+    commits: Arc<AtomicU64>,
+}
+
+impl WriterThread {
+    fn start(connection: Connection) -> anyhow::Result<WriterThread> {
+        let (jobs, queue) = mpsc::channel::<Box<dyn Job>>();
+        let commits = Arc::new(AtomicU64::new(0));
+        let counter = Arc::clone(&commits);
+        let handle = std::thread::Builder::new()
+            .name("sqlite-writer".to_owned())
+            .spawn(move || run_writer(connection, &queue, &counter))
+            .context("starting the SQLite writer thread")?;
+        Ok(WriterThread {
+            jobs: Some(jobs),
+            handle: Some(handle),
+            commits,
+        })
+    }
+
+    fn submit(&self, job: Box<dyn Job>) -> Result<(), StoreError> {
+        self.jobs
+            .as_ref()
+            .and_then(|jobs| jobs.send(job).ok())
+            .ok_or_else(|| StoreError::Unexpected(anyhow!("the SQLite writer thread has stopped")))
+    }
+}
+
+impl Drop for WriterThread {
+    fn drop(&mut self) {
+        // Closing the queue ends the thread once it has answered every write already queued.
+        drop(self.jobs.take());
+        if let Some(handle) = self.handle.take()
+            && handle.thread().id() != std::thread::current().id()
+        {
+            let _ = handle.join();
+        }
+    }
+}
+
+fn run_writer(
+    mut connection: Connection,
+    queue: &mpsc::Receiver<Box<dyn Job>>,
+    commits: &AtomicU64,
+) {
+    while let Ok(first) = queue.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let (reads, writes): (Vec<_>, Vec<_>) = batch.into_iter().partition(|job| job.is_read());
+        for mut read in reads {
+            read.run(&mut connection);
+            read.finish(Ok(()));
+        }
+        if !writes.is_empty() && run_batch(&mut connection, writes) {
+            commits.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Runs `writes` in one transaction, each in its own savepoint, and commits once; true when
+/// the commit succeeded.
+fn run_batch(connection: &mut Connection, mut writes: Vec<Box<dyn Job>>) -> bool {
+    if let Err(error) = connection.execute_batch("BEGIN IMMEDIATE") {
+        for write in writes {
+            write.finish(Err(&error));
+        }
+        return false;
+    }
+    for write in &mut writes {
+        if connection.execute_batch("SAVEPOINT batched_write").is_err() {
+            continue;
+        }
+        let undo = if write.run(connection) {
+            "RELEASE batched_write"
+        } else {
+            "ROLLBACK TO batched_write; RELEASE batched_write"
+        };
+        if let Err(error) = connection.execute_batch(undo) {
+            // The transaction is in an unknown state: give up the whole batch.
+            let _ = connection.execute_batch("ROLLBACK");
+            for write in writes {
+                write.finish(Err(&error));
+            }
+            return false;
+        }
+    }
+    let commit = connection.execute_batch("COMMIT");
+    if commit.is_err() {
+        let _ = connection.execute_batch("ROLLBACK");
+    }
+    let committed = commit.is_ok();
+    let commit = commit.as_ref().map(|_| ());
+    for write in writes {
+        write.finish(commit);
+    }
+    committed
 }
 
 impl Database {
-    pub(crate) fn new(writer: Connection, readers: Vec<Connection>) -> Self {
-        Database {
+    pub(crate) fn new(writer: Connection, readers: Vec<Connection>) -> anyhow::Result<Self> {
+        Ok(Database {
             inner: Arc::new(Connections {
                 readers: readers.into_iter().map(Mutex::new).collect(),
-                writer: Mutex::new(writer),
                 next_reader: AtomicUsize::new(0),
+                writer: WriterThread::start(writer)?,
             }),
-        }
+        })
     }
 
-    /// Runs `work` on the writer connection. `operation` names the call in errors.
+    /// Runs `work` on the writer connection, inside a savepoint of the current batch's
+    /// transaction; answers once that transaction has committed. `operation` names the call in
+    /// errors. `work` must not begin or commit a transaction itself; it may nest savepoints
+    /// (`Connection::savepoint`).
     pub(crate) async fn write<T, F>(
         &self,
         operation: &'static str,
@@ -71,13 +263,30 @@ impl Database {
         F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
         T: Send + 'static,
     {
-        let inner = Arc::clone(&self.inner);
-        let outcome = tokio::task::spawn_blocking(move || work(&mut lock(&inner.writer)))
-            .await
-            .map_err(|error| {
-                StoreError::Unexpected(anyhow!("the SQLite task of {operation} failed: {error}"))
-            })?;
-        outcome.map_err(|error| store_error(operation, error))
+        self.on_writer(operation, false, work).await
+    }
+
+    async fn on_writer<T, F>(
+        &self,
+        operation: &'static str,
+        read: bool,
+        work: F,
+    ) -> Result<T, StoreError>
+    where
+        F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        self.inner.writer.submit(Box::new(Pending {
+            operation,
+            read,
+            work: Some(work),
+            outcome: None,
+            reply,
+        }))?;
+        answer.await.map_err(|_| {
+            StoreError::Unexpected(anyhow!("SQLite: {operation}: the writer thread stopped"))
+        })?
     }
 
     /// Runs `work` on a read-only connection (the writer for an in-memory database).
@@ -86,6 +295,11 @@ impl Database {
         F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
         T: Send + 'static,
     {
+        if self.inner.readers.is_empty() {
+            return self
+                .on_writer(operation, true, move |connection| work(connection))
+                .await;
+        }
         let inner = Arc::clone(&self.inner);
         let outcome = tokio::task::spawn_blocking(move || inner.with_reader(work))
             .await
@@ -95,26 +309,32 @@ impl Database {
         outcome.map_err(|error| store_error(operation, error))
     }
 
+    /// How many transactions the writer has committed: with group commit, fewer than writes.
+    pub(crate) fn commits(&self) -> u64 {
+        self.inner.writer.commits.load(Ordering::Relaxed)
+    }
+
     /// Reads the pragmas of every connection, the writer first.
     pub(crate) async fn pragmas(&self) -> anyhow::Result<Vec<ConnectionPragmas>> {
+        let writer = self
+            .on_writer("pragmas", true, |connection| read_pragmas(connection))
+            .await?;
         let inner = Arc::clone(&self.inner);
-        tokio::task::spawn_blocking(move || {
-            let mut all = vec![read_pragmas(&lock(&inner.writer))?];
-            for reader in &inner.readers {
-                all.push(read_pragmas(&lock(reader))?);
-            }
-            Ok(all)
+        let readers = tokio::task::spawn_blocking(move || {
+            inner
+                .readers
+                .iter()
+                .map(|reader| read_pragmas(&lock(reader)))
+                .collect::<rusqlite::Result<Vec<_>>>()
         })
         .await
-        .context("the SQLite pragma task failed")?
+        .context("the SQLite pragma task failed")??;
+        Ok(std::iter::once(writer).chain(readers).collect())
     }
 }
 
 impl Connections {
     fn with_reader<T>(&self, work: impl FnOnce(&Connection) -> T) -> T {
-        if self.readers.is_empty() {
-            return work(&lock(&self.writer));
-        }
         // Start at a rotating index so load spreads, take the first idle reader, and wait on
         // the starting one only when all are busy.
         let count = self.readers.len();
@@ -131,9 +351,9 @@ impl Connections {
     }
 }
 
-/// A panic inside `work` cannot leave a transaction open (rusqlite rolls back when a
-/// `Transaction` drops), so a poisoned connection is still sound and refusing it would only turn
-/// one failed request into a dead store.
+/// A panic inside `work` cannot leave a transaction open on a reader (rusqlite rolls back when
+/// a `Transaction` drops), so a poisoned connection is still sound and refusing it would only
+/// turn one failed request into a dead store.
 fn lock(connection: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
     connection.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -223,24 +443,15 @@ fn configure(connection: &Connection) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn read_pragmas(connection: &Connection) -> anyhow::Result<ConnectionPragmas> {
-    let text = |name: &str| -> anyhow::Result<String> {
-        connection
-            .pragma_query_value(None, name, |row| row.get(0))
-            .with_context(|| format!("reading PRAGMA {name}"))
-    };
-    let number = |name: &str| -> anyhow::Result<i64> {
-        connection
-            .pragma_query_value(None, name, |row| row.get(0))
-            .with_context(|| format!("reading PRAGMA {name}"))
-    };
+fn read_pragmas(connection: &Connection) -> rusqlite::Result<ConnectionPragmas> {
     Ok(ConnectionPragmas {
-        journal_mode: text("journal_mode")?,
-        synchronous: number("synchronous")?,
-        foreign_keys: number("foreign_keys")?,
-        busy_timeout_ms: number("busy_timeout")?,
-        read_only: connection
-            .is_readonly(rusqlite::MAIN_DB)
-            .context("reading the read-only flag")?,
+        journal_mode: connection.pragma_query_value(None, "journal_mode", |row| row.get(0))?,
+        synchronous: connection.pragma_query_value(None, "synchronous", |row| row.get(0))?,
+        foreign_keys: connection.pragma_query_value(None, "foreign_keys", |row| row.get(0))?,
+        busy_timeout_ms: connection.pragma_query_value(None, "busy_timeout", |row| row.get(0))?,
+        read_only: connection.is_readonly(rusqlite::MAIN_DB)?,
     })
 }
+
+#[cfg(test)]
+mod tests;

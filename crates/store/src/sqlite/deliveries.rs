@@ -5,7 +5,7 @@
 //! claim the same rows in between nor see them unclaimed afterwards.
 
 use async_trait::async_trait;
-use rusqlite::{Row, TransactionBehavior, params};
+use rusqlite::{Row, params};
 use time::OffsetDateTime;
 use twofold_core::delivery::NextAttempt;
 use twofold_core::store::{
@@ -98,8 +98,7 @@ impl DeliveryQueueStore for SqliteStore {
         let rows = self
             .database
             .write("claim_due", move |connection| {
-                let transaction =
-                    connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let transaction = connection.savepoint()?;
                 let rows = transaction
                     .prepare_cached(CLAIM_DUE)?
                     .query_map(params![now, until, limit], delivery_row)?

@@ -1,7 +1,7 @@
 //! Activating an authenticator together with what its enrollment writes (recovery codes, the
 //! audit entry), in one IMMEDIATE transaction (`FactorStore::activate_totp_enrollment`).
 
-use rusqlite::{TransactionBehavior, params};
+use rusqlite::params;
 use twofold_core::store::{StoreError, TotpActivation};
 
 use super::SqliteStore;
@@ -24,8 +24,7 @@ impl SqliteStore {
         let outcome = self
             .database
             .write("activate_totp_enrollment", move |connection| {
-                let transaction =
-                    connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let mut transaction = connection.savepoint()?;
                 // The old active row goes first: the partial unique index allows one active row
                 // per user at every statement, not only at commit.
                 transaction

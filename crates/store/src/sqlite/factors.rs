@@ -6,7 +6,7 @@
 //! of interleaving with them.
 
 use async_trait::async_trait;
-use rusqlite::{OptionalExtension, Row, TransactionBehavior, params};
+use rusqlite::{OptionalExtension, Row, params};
 use time::OffsetDateTime;
 use twofold_core::store::{
     FactorStore, NewTotp, PhoneFactor, SealedRow, SealedSecret, StoreError, TotpActivation,
@@ -76,8 +76,7 @@ impl FactorStore for SqliteStore {
         let row = NewTotpRow::try_from(totp)?;
         self.database
             .write("insert_pending_totp", move |connection| {
-                let transaction =
-                    connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let transaction = connection.savepoint()?;
                 transaction
                     .prepare_cached(
                         "DELETE FROM totp_authenticators WHERE user_id = ?1 AND NOT active",
@@ -124,8 +123,7 @@ impl FactorStore for SqliteStore {
         self.database
             .write("activate_totp", move |connection| {
                 let user_id = user_id.to_string();
-                let transaction =
-                    connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let mut transaction = connection.savepoint()?;
                 // The old active row goes first: the partial unique index allows one active row
                 // per user at every statement, not only at commit.
                 transaction
@@ -190,8 +188,7 @@ impl FactorStore for SqliteStore {
         self.database
             .write("replace_recovery_codes", move |connection| {
                 let user_id = user_id.to_string();
-                let transaction =
-                    connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let transaction = connection.savepoint()?;
                 transaction
                     .prepare_cached("DELETE FROM recovery_codes WHERE user_id = ?1")?
                     .execute([&user_id])?;
@@ -377,8 +374,7 @@ impl FactorStore for SqliteStore {
         self.database
             .write("delete_all_factors", move |connection| {
                 let user_id = user_id.to_string();
-                let transaction =
-                    connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let transaction = connection.savepoint()?;
                 transaction
                     .prepare_cached("DELETE FROM totp_authenticators WHERE user_id = ?1")?
                     .execute([&user_id])?;

@@ -85,6 +85,12 @@ impl SqliteStore {
     pub async fn pragmas(&self) -> anyhow::Result<Vec<ConnectionPragmas>> {
         self.database.pragmas().await
     }
+
+    /// How many transactions this store's writer has committed since it opened. Concurrent
+    /// writes share a commit (group commit), so under load this grows slower than the writes.
+    pub fn commits(&self) -> u64 {
+        self.database.commits()
+    }
 }
 
 fn open_blocking(location: &SqliteLocation) -> anyhow::Result<SqliteStore> {
@@ -97,12 +103,12 @@ fn open_blocking(location: &SqliteLocation) -> anyhow::Result<SqliteStore> {
             let readers = (0..READER_COUNT)
                 .map(|_| open_reader(path))
                 .collect::<anyhow::Result<Vec<_>>>()?;
-            Database::new(writer, readers)
+            Database::new(writer, readers)?
         }
         SqliteLocation::Memory => {
             let mut writer = open_writer(None)?;
             migrations::run(&mut writer)?;
-            Database::new(writer, Vec::new())
+            Database::new(writer, Vec::new())?
         }
     };
     Ok(SqliteStore { database })

@@ -1,7 +1,7 @@
 //! [`ThrottleStore`] on SQLite.
 
 use async_trait::async_trait;
-use rusqlite::{OptionalExtension, Row, TransactionBehavior, params};
+use rusqlite::{OptionalExtension, Row, params};
 use time::OffsetDateTime;
 use twofold_core::store::{FailureCount, LockoutPolicy, StoreError, ThrottleStore};
 
@@ -130,8 +130,7 @@ impl ThrottleStore for SqliteStore {
         // takes the write lock at BEGIN: no other process writes between the two statements.
         self.database
             .write("give_back_attempt", move |connection| {
-                let transaction =
-                    connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let transaction = connection.savepoint()?;
                 transaction
                     .prepare_cached(
                         "DELETE FROM throttle_failures WHERE key = ?1 AND failures <= 1",
