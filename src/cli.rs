@@ -1,9 +1,10 @@
 //! The administration commands (`twofold user …`, `twofold policy …`, `twofold audit …`,
-//! `twofold keys …`):
+//! `twofold keys …`, `twofold backup`):
 //! each opens the database the configuration names (the same one the server uses) and acts
 //! as the command line, the actor `None` in the audit log.
 
 pub mod audit;
+pub mod backup;
 pub mod keys;
 pub mod policy;
 pub mod user;

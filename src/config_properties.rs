@@ -17,6 +17,7 @@ const VARIABLES: &[&str] = &[
     "TWOFOLD_LISTEN",
     "TWOFOLD_MAIL_FROM",
     "TWOFOLD_MASTER_KEY_FILE",
+    "TWOFOLD_METRICS_LISTEN",
     "TWOFOLD_PUBLIC_URL",
     "TWOFOLD_SMS_INBOUND_NUMBER",
     "TWOFOLD_SMS_INBOUND_TOKEN",
@@ -56,6 +57,7 @@ const KEYS: &[&str] = &[
     "ip_free_failures",
     "trusted_proxies",
     "client_ip_header",
+    "metrics_listen",
 ];
 
 /// Text people (and mistakes) put in settings: URLs, addresses, numbers, CIDRs, junk.
@@ -96,6 +98,33 @@ fn document() -> impl Strategy<Value = String> {
         ),
         1 => any::<String>(),
     ]
+}
+
+/// Not a property, but the configuration's tests have no room left beside it: the metrics
+/// listener is off unless asked for, and a bad address is refused by name.
+#[test]
+fn the_metrics_listener_is_off_by_default_and_an_address_when_set() {
+    let resolve = |file: &str, variable: Option<&str>| {
+        let file = toml::from_str::<FileConfig>(file).unwrap();
+        Config::resolve(file, |name| {
+            variable
+                .filter(|_| name == "TWOFOLD_METRICS_LISTEN")
+                .map(str::to_owned)
+        })
+    };
+    assert_eq!(resolve("", None).unwrap().metrics_listen, None);
+    let config = resolve("metrics_listen = \"127.0.0.1:9464\"", None).unwrap();
+    assert_eq!(
+        config.metrics_listen,
+        Some("127.0.0.1:9464".parse().unwrap())
+    );
+    let config = resolve("metrics_listen = \"127.0.0.1:9464\"", Some("[::1]:9000")).unwrap();
+    assert_eq!(config.metrics_listen, Some("[::1]:9000".parse().unwrap()));
+    for bad in ["localhost", "127.0.0.1", "9464", "127.0.0.1:99999"] {
+        let error = format!("{:#}", resolve("", Some(bad)).unwrap_err());
+        assert!(error.starts_with("TWOFOLD_METRICS_LISTEN"), "{error}");
+        assert!(error.contains(bad), "{error}");
+    }
 }
 
 proptest! {

@@ -12,8 +12,11 @@ mod cli;
 mod config;
 mod delivery;
 mod mail;
-mod master_key;
 mod serve;
+
+// The master key files live in the library (`src/lib.rs`), shared with the load-test seeder;
+// `crate::master_key::…` keeps naming them here.
+pub(crate) use twofold::master_key;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -50,6 +53,8 @@ enum Command {
     /// Checks email delivery: sends a test email, shows the delivery queue.
     #[command(subcommand)]
     Mail(mail::MailCommand),
+    /// Backs up a SQLite installation while servers run: the database and the master keys.
+    Backup(cli::backup::BackupArguments),
 }
 
 fn main() -> ExitCode {
@@ -77,6 +82,7 @@ fn main() -> ExitCode {
                 Command::Audit(command) => cli::audit::run(config, command).await,
                 Command::Keys(command) => cli::keys::run(config, command).await,
                 Command::Mail(command) => mail::run(config, command).await,
+                Command::Backup(arguments) => cli::backup::run(config, arguments).await,
             }
         })
     });

@@ -138,12 +138,20 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         client_ip: config.client_ip.clone(),
     };
     let state = AppState::new(service.clone(), http);
-    let (app, _inventory) = twofold_server::app(state);
+    let (app, _inventory) = twofold_server::app(state.clone());
     // Bind before creating the first administrator, so its one-time password is never printed
     // by a server that then fails to start.
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let metrics_listener = match config.metrics_listen {
+        Some(address) => Some(
+            tokio::net::TcpListener::bind(address)
+                .await
+                .with_context(|| format!("cannot listen on {address} (TWOFOLD_METRICS_LISTEN)"))?,
+        ),
+        None => None,
+    };
     let first_admin = service
         .ensure_first_admin()
         .await
@@ -157,7 +165,21 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     tracing::info!(listen = %config.listen, public_url = %config.public_url, "serving");
     log_destinations(&config);
-    tokio::spawn(delivery.worker(Arc::new(SystemClock)).run());
+    let worker = delivery.worker(Arc::new(SystemClock));
+    tokio::spawn(worker.with_metrics(Arc::clone(service.metrics())).run());
+    if let Some(listener) = metrics_listener {
+        tracing::info!(listen = ?listener.local_addr().ok(), "serving metrics at /metrics");
+        // Its own listener, so a proxy in front of the public one never publishes it.
+        let metrics = twofold_server::metrics::router(state);
+        let limits = ConnectionLimits {
+            max_connections: 64,
+            ..ConnectionLimits::default()
+        };
+        let forever = std::future::pending::<()>();
+        tokio::spawn(twofold_server::listener::serve(
+            listener, metrics, limits, forever,
+        ));
+    }
     tokio::spawn(purge_periodically(
         service,
         time::Duration::days(config.audit_retention_days),

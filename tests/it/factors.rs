@@ -58,10 +58,19 @@ pub(crate) struct Enrolled {
 
 /// Creates a user who must use 2FA and enrolls an authenticator through the API.
 pub(crate) async fn enroll(install: &Installation, server: &Server, email: &str) -> Enrolled {
-    let added = install.run(
-        &["user", "add", email, "--require-2fa", "--password-stdin"],
-        Some(PASSWORD),
-    );
+    enroll_with_flags(install, server, email, &[]).await
+}
+
+/// [`enroll`], with more `twofold user add` flags (`--admin`).
+pub(crate) async fn enroll_with_flags(
+    install: &Installation,
+    server: &Server,
+    email: &str,
+    flags: &[&str],
+) -> Enrolled {
+    let mut args = vec!["user", "add", email, "--require-2fa", "--password-stdin"];
+    args.extend_from_slice(flags);
+    let added = install.run(&args, Some(PASSWORD));
     assert!(added.status.success(), "{}", stderr(&added));
     let client = reqwest::Client::builder()
         .cookie_store(true)

@@ -39,7 +39,7 @@ fn show(install: &Installation) -> Vec<(String, u64)> {
 }
 
 /// Runs `twofold keys rotate` (it waits a few seconds for running servers) off the runtime.
-async fn rotate(install: &Installation) -> std::process::Output {
+pub(crate) async fn rotate(install: &Installation) -> std::process::Output {
     let mut command = install.command();
     command.args(["keys", "rotate"]);
     tokio::task::spawn_blocking(move || command.output().unwrap())
@@ -49,7 +49,7 @@ async fn rotate(install: &Installation) -> std::process::Output {
 
 /// Signs in with the password and a TOTP code of the next time step (the enrollment used the
 /// current one, and a step is accepted once).
-async fn signs_in_with_totp(server: &Server, email: &str, secret: &[u8]) {
+pub(crate) async fn signs_in_with_totp(server: &Server, email: &str, secret: &[u8]) {
     let (client, login) = password_step(server, email, PASSWORD).await;
     assert_eq!(login["state"], "second_factor", "{email}: {login}");
     let verified = client
@@ -63,7 +63,7 @@ async fn signs_in_with_totp(server: &Server, email: &str, secret: &[u8]) {
     assert_eq!(verified["state"], "authenticated", "{email}");
 }
 
-fn mode(path: &Path) -> u32 {
+pub(crate) fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
 

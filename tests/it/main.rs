@@ -5,11 +5,14 @@
 
 mod admin;
 mod audit;
+mod backup;
 mod cli;
 mod codes_delivery;
 mod delivery;
 mod durability;
 mod factors;
 mod keys;
+mod metrics;
 mod process;
+mod scale_out;
 mod smtp;

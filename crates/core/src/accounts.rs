@@ -6,6 +6,7 @@ use secrecy::SecretString;
 use crate::audit::{Event, EventKind};
 use crate::email::{Email, InvalidEmail};
 use crate::hasher::HashError;
+use crate::login::{allowed_of, enrolled_in};
 use crate::password::{NewPassword, WeakPassword};
 use crate::service::Service;
 use crate::store::{NewUser, StoreError};
@@ -176,22 +177,22 @@ impl Service {
     /// The account as its owner and the admin tools see it.
     pub async fn account_summary(&self, user: &User) -> Result<AccountSummary, AccountError> {
         let policy = self.policy().await?;
-        let methods = self.allowed_enrolled(user, &policy).await?;
+        let overview = self.stores.factors.factor_overview(user.id).await?;
+        let methods = allowed_of(enrolled_in(&overview), &policy);
         let has_factor = !methods.is_empty();
         let two_factor = TwoFactorStatus::derive(policy.requires_two_factor(user), has_factor);
         let recovery_codes_left = if has_factor {
-            self.stores.factors.recovery_codes_left(user.id).await?
+            overview.recovery_codes_left
         } else {
             0
         };
-        let totp = self.stores.factors.active_totp(user.id).await?;
         Ok(AccountSummary {
             user: user.clone(),
             two_factor,
             methods,
             recovery_codes_left,
-            totp_added_at: totp.as_ref().and_then(|record| record.confirmed_at),
-            totp_last_used_at: totp.and_then(|record| record.last_used_at),
+            totp_added_at: overview.totp.and_then(|totp| totp.confirmed_at),
+            totp_last_used_at: overview.totp.and_then(|totp| totp.last_used_at),
         })
     }
 

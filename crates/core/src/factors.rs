@@ -347,7 +347,7 @@ impl Service {
 
     /// The `second_factor` step: a TOTP, SMS, email or recovery code, accepted once.
     #[tracing::instrument(skip_all, fields(user_id = %session.user.id, method = method.as_str()))]
-    pub async fn verify_second_factor(
+    pub(crate) async fn second_factor_step(
         &self,
         session: &ActiveSession,
         method: Method,
@@ -552,6 +552,7 @@ impl Service {
         if count.map(|count| count.failures) != Some(lockout.free_failures) {
             return Ok(());
         }
+        self.count_lockout(crate::metrics::LockoutStep::SecondFactor);
         self.audit(
             Event::own(EventKind::LockedOut, user_id).with("failures", lockout.free_failures),
         )

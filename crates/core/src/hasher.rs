@@ -6,6 +6,8 @@
 //! buffers. The queue in front of the workers is bounded; when it is full the caller gets
 //! [`HashError::Overloaded`] at once (the server answers 503) instead of queueing without end.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 
 use argon2::{Algorithm, Argon2, Block, Params, Version};
@@ -14,6 +16,7 @@ use base64::engine::general_purpose::STANDARD_NO_PAD;
 use password_hash::PasswordHash;
 use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
+use thread_priority::{ThreadPriority, ThreadPriorityValue, set_current_thread_priority};
 use tokio::sync::oneshot;
 use zeroize::Zeroizing;
 
@@ -87,6 +90,9 @@ pub struct PasswordHasher {
     jobs: crossbeam_channel::Sender<Job>,
     settings: Argon2Settings,
     dummy_hash: std::sync::Arc<str>,
+    /// Threads started, and how many of them are hashing right now (for the metrics).
+    workers: usize,
+    busy: Arc<AtomicUsize>,
 }
 
 impl std::fmt::Debug for PasswordHasher {
@@ -94,6 +100,23 @@ impl std::fmt::Debug for PasswordHasher {
         f.debug_struct("PasswordHasher")
             .field("settings", &self.settings)
             .finish_non_exhaustive()
+    }
+}
+
+/// Lowers the calling hashing thread to nice 10, so that under a flood of sign-ins the
+/// threads answering everyone else (signed-in users, `/healthz`, the writer) still get the CPU
+/// first, while idle cores still go to hashing. Lowering one's own priority needs no privilege;
+/// where the platform refuses, hashing runs at normal priority and a warning says so.
+fn lower_priority() {
+    // thread-priority maps 0–99 onto nice 19 to -20 for the normal policies: 22 is nice 10.
+    let lowered = ThreadPriorityValue::try_from(22u8)
+        .map_err(|error| error.to_string())
+        .and_then(|value| {
+            set_current_thread_priority(ThreadPriority::Crossplatform(value))
+                .map_err(|error| error.to_string())
+        });
+    if let Err(error) = lowered {
+        tracing::warn!(%error, "cannot lower the priority of a hashing thread");
     }
 }
 
@@ -106,14 +129,20 @@ impl PasswordHasher {
     ) -> Result<Self, HashError> {
         let params = settings.params()?;
         let (jobs, receiver) = crossbeam_channel::bounded::<Job>(queue_capacity.max(1));
-        for index in 0..workers.max(1) {
+        let busy = Arc::new(AtomicUsize::new(0));
+        let workers = workers.max(1);
+        for index in 0..workers {
             let receiver = receiver.clone();
+            let busy = Arc::clone(&busy);
             let mut worker = Worker::new(params.clone(), settings);
             thread::Builder::new()
                 .name(format!("argon2-{index}"))
                 .spawn(move || {
+                    lower_priority();
                     while let Ok(job) = receiver.recv() {
+                        busy.fetch_add(1, Ordering::Relaxed);
                         worker.run(job);
+                        busy.fetch_sub(1, Ordering::Relaxed);
                     }
                 })
                 .map_err(|error| {
@@ -130,11 +159,28 @@ impl PasswordHasher {
             jobs,
             settings,
             dummy_hash: dummy_hash.into(),
+            workers,
+            busy,
         })
     }
 
     pub fn settings(&self) -> Argon2Settings {
         self.settings
+    }
+
+    /// Jobs waiting for a free worker (the queue that sheds when full).
+    pub fn queue_depth(&self) -> usize {
+        self.jobs.len()
+    }
+
+    /// Workers hashing right now, of [`PasswordHasher::workers`].
+    pub fn busy_workers(&self) -> usize {
+        self.busy.load(Ordering::Relaxed)
+    }
+
+    /// The number of hashing threads.
+    pub fn workers(&self) -> usize {
+        self.workers
     }
 
     /// Hashes a password into a PHC string (`$argon2id$v=19$m=…,t=…,p=…$salt$hash`).
@@ -439,6 +485,78 @@ mod tests {
             }
         }
         assert!(overloaded > 0);
+    }
+
+    /// The nice values of this process's threads named `name`, read from `/proc`.
+    fn nice_of_threads(name: &str) -> Vec<i64> {
+        let mut found = Vec::new();
+        for task in std::fs::read_dir("/proc/self/task").unwrap() {
+            let path = task.unwrap().path();
+            let Ok(comm) = std::fs::read_to_string(path.join("comm")) else {
+                continue;
+            };
+            if comm.trim() != name {
+                continue;
+            }
+            let stat = std::fs::read_to_string(path.join("stat")).unwrap();
+            // Fields after the parenthesised name: state is field 3, nice is field 19.
+            let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+            found.push(after_name.split(' ').nth(16).unwrap().parse().unwrap());
+        }
+        found
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn hashing_threads_run_at_a_lower_priority() {
+        let hasher = PasswordHasher::start(cheap(), 2, 4).unwrap();
+        // The first hash has run on a worker once this returns, so the thread has started.
+        hasher.hash(&secret("started")).await.unwrap();
+        let name = "argon2-1";
+        let mut nice = nice_of_threads(name);
+        for _ in 0..50 {
+            if nice.len() == 1 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            nice = nice_of_threads(name);
+        }
+        assert!(!nice.is_empty(), "no thread named {name}");
+        assert!(
+            nice.iter().all(|value| *value == 10),
+            "nice values {nice:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_pool_tells_its_size_its_queue_and_its_busy_workers() {
+        let hasher = PasswordHasher::start(cheap(), 3, 4).unwrap();
+        assert_eq!((hasher.workers(), hasher.queue_depth()), (3, 0));
+        let slow = Argon2Settings {
+            memory_kib: 8192,
+            iterations: 3,
+            parallelism: 1,
+        };
+        let busy = PasswordHasher::start(slow, 1, 8).unwrap();
+        let jobs: Vec<_> = (0..4)
+            .map(|_| {
+                let busy = busy.clone();
+                tokio::spawn(async move { busy.hash(&secret("queued")).await })
+            })
+            .collect();
+        let mut seen_busy = false;
+        while !jobs.iter().all(|job| job.is_finished()) {
+            seen_busy |= busy.busy_workers() == 1 && busy.queue_depth() > 0;
+            tokio::task::yield_now().await;
+        }
+        assert!(seen_busy, "one worker at work while others wait");
+        for _ in 0..100 {
+            if busy.busy_workers() == 0 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert_eq!((busy.busy_workers(), busy.queue_depth()), (0, 0));
     }
 
     #[test]

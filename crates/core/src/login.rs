@@ -12,7 +12,7 @@ use crate::password::{LoginPassword, NewPassword, WeakPassword};
 use crate::policy::CurrentPolicy;
 use crate::service::Service;
 use crate::session::{SessionIdHash, SessionRecord, SessionState, SessionToken};
-use crate::store::{NewSession, StoreError};
+use crate::store::{FactorOverview, NewSession, StoreError};
 use crate::throttle::{PasswordCheck, PasswordSubject, password_key, typed_email_key};
 use crate::user::{Method, User, UserId};
 
@@ -100,7 +100,7 @@ impl Service {
     /// The account's (or typed address's) lockout and the client's limit apply first; see
     /// [`crate::throttle`].
     #[tracing::instrument(skip_all)]
-    pub async fn login(
+    pub(crate) async fn password_step(
         &self,
         email: &str,
         password: &SecretString,
@@ -347,20 +347,8 @@ impl Service {
     /// count only beside another factor: alone they do not make 2FA enabled; see
     /// [`crate::user::TwoFactorStatus`].
     pub async fn enrolled_methods(&self, user: &User) -> Result<Vec<Method>, LoginError> {
-        let mut methods = Vec::new();
-        if self.stores.factors.active_totp(user.id).await?.is_some() {
-            methods.push(Method::Totp);
-        }
-        if self.stores.factors.phone_factor(user.id).await?.is_some() {
-            methods.push(Method::Sms);
-        }
-        if self.stores.factors.email_factor(user.id).await?.is_some() {
-            methods.push(Method::Email);
-        }
-        if !methods.is_empty() && self.stores.factors.recovery_codes_left(user.id).await? > 0 {
-            methods.push(Method::RecoveryCode);
-        }
-        Ok(methods)
+        let overview = self.stores.factors.factor_overview(user.id).await?;
+        Ok(enrolled_in(&overview))
     }
 
     /// Moves the session to `state` under a fresh token; fails if another request moved it first.
@@ -454,7 +442,7 @@ fn signed_out_event(record: &SessionRecord) -> Event {
 }
 
 /// Of the user's factors, those the policy allows; recovery codes count only beside one.
-fn allowed_of(mut methods: Vec<Method>, policy: &CurrentPolicy) -> Vec<Method> {
+pub(crate) fn allowed_of(mut methods: Vec<Method>, policy: &CurrentPolicy) -> Vec<Method> {
     methods.retain(|method| *method == Method::RecoveryCode || policy.policy.allows(*method));
     if methods == [Method::RecoveryCode] {
         methods.clear();
@@ -490,6 +478,24 @@ fn has_expired(
     };
     now - record.last_seen_at > idle_limit
         || now - record.created_at > policy.policy.session_absolute_timeout()
+}
+
+/// The methods an overview of the user's factors shows (see [`Service::enrolled_methods`]).
+pub(crate) fn enrolled_in(overview: &FactorOverview) -> Vec<Method> {
+    let mut methods = Vec::new();
+    if overview.totp.is_some() {
+        methods.push(Method::Totp);
+    }
+    if overview.phone {
+        methods.push(Method::Sms);
+    }
+    if overview.email {
+        methods.push(Method::Email);
+    }
+    if !methods.is_empty() && overview.recovery_codes_left > 0 {
+        methods.push(Method::RecoveryCode);
+    }
+    methods
 }
 
 #[cfg(test)]

@@ -82,6 +82,7 @@ pub struct Service {
     pub(crate) settings: Arc<ServiceSettings>,
     pub(crate) senders: Senders,
     pub(crate) policy_cache: Arc<crate::policy::PolicyCache>,
+    pub(crate) metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl std::fmt::Debug for Service {
@@ -109,6 +110,7 @@ impl Service {
             settings: Arc::new(settings),
             senders,
             policy_cache: Arc::default(),
+            metrics: Arc::default(),
         }
     }
 

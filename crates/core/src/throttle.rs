@@ -26,6 +26,7 @@ use crate::audit::{Event, EventKind, current_context};
 use crate::email::Email;
 use crate::factors::FactorError;
 use crate::hasher::{HashError, Verification};
+use crate::metrics::LockoutStep;
 use crate::password::LoginPassword;
 use crate::service::Service;
 use crate::store::{FailureCount, LockoutPolicy, StoreError};
@@ -201,6 +202,7 @@ impl Service {
             && taken.failures == lockout.free_failures
         {
             tracing::info!(user_id = %user_id, "password lockout begins");
+            self.count_lockout(LockoutStep::Password);
             self.audit(
                 Event::by(EventKind::LockedOut, None, Some(user_id))
                     .with("step", "password")
@@ -256,6 +258,7 @@ impl Service {
             .await?;
         if count.failures == policy.free_failures {
             tracing::warn!(key = %key, failures = count.failures, "client address locked");
+            self.count_lockout(LockoutStep::ClientAddress);
         }
         if !was_locked {
             return Ok(None);

@@ -10,6 +10,7 @@ pub mod headers;
 pub mod json;
 pub mod listener;
 pub mod logging;
+pub mod metrics;
 pub mod openapi;
 pub mod pages;
 pub mod routes;

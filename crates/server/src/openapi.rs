@@ -61,6 +61,7 @@ The session is the cookie `twofold_session` (`__Host-twofold_session` behind an 
         audit::export,
         audit::verify,
         meta::healthz,
+        meta::readyz,
         meta::openapi,
     ),
     components(schemas(ErrorBody, login::LoginRequest, login::NewPasswordRequest, login::EmptyBody, login::VerifyRequest, totp::StartTotpRequest, totp::TotpEnrollmentResponse, totp::CodeRequest, totp::PasswordRequest, totp::NewRecoveryCodesRequest, totp::RecoveryCodesResponse, login::LoginStateResponse, account::AccountResponse, phone::PhoneRequest, phone::CodeSentResponse, phone::InboundChallengeResponse, two_factor::SendCodeRequest,
@@ -86,6 +87,7 @@ const NO_SESSION: &[&str] = &[
     "/api/v1/sms/inbound",
     "/api/openapi.json",
     "/healthz",
+    "/readyz",
 ];
 
 /// Fields whose value is a password or a one-time code: checking them counts failures, so a

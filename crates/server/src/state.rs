@@ -30,6 +30,8 @@ pub struct AppState {
     pub service: Service,
     pub http: Arc<HttpSettings>,
     pub cookies: Arc<CookieSettings>,
+    /// Request latencies, served with the service's metrics by [`crate::metrics::router`].
+    pub http_metrics: Arc<crate::metrics::HttpMetrics>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -47,6 +49,7 @@ impl AppState {
             service,
             http: Arc::new(http),
             cookies: Arc::new(CookieSettings::new(secure)),
+            http_metrics: Arc::default(),
         }
     }
 

@@ -5,8 +5,8 @@ use anyhow::{Context, anyhow};
 use time::OffsetDateTime;
 use twofold_core::delivery::DeliveryChannel;
 use twofold_core::store::{
-    Delivery, DeliveryCounts, DeliveryFailureState, FailedDelivery, NewDelivery, SealedSecret,
-    StoreError,
+    Delivery, DeliveryCounts, DeliveryFailureState, FailedDelivery, NewDelivery, PendingByChannel,
+    SealedSecret, StoreError,
 };
 use uuid::Uuid;
 
@@ -185,6 +185,22 @@ pub(crate) fn counts(pending: i64, failed: i64) -> Result<DeliveryCounts, StoreE
         failed: count(failed)?,
     })
 }
+
+/// [`PendingByChannel`] from the two `COUNT(*)`s of [`PENDING_BY_CHANNEL`].
+pub(crate) fn pending_counts(email: i64, sms: i64) -> Result<PendingByChannel, StoreError> {
+    let count = |value: i64| {
+        u64::try_from(value)
+            .map_err(|_| StoreError::Unexpected(anyhow::anyhow!("COUNT(*) returned {value}")))
+    };
+    Ok(PendingByChannel {
+        email: count(email)?,
+        sms: count(sms)?,
+    })
+}
+
+/// The pending deliveries of each channel, in one row; the same text on both backends.
+pub(crate) const PENDING_BY_CHANNEL: &str = "SELECT COUNT(CASE WHEN channel = 'email' THEN 1 END), \
+     COUNT(CASE WHEN channel = 'sms' THEN 1 END) FROM deliveries WHERE status = 'pending'";
 
 #[cfg(test)]
 mod tests {

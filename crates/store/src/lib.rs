@@ -13,6 +13,7 @@ pub mod testing;
 mod audit_rows;
 mod delivery_rows;
 mod migration;
+mod overview_rows;
 mod rows;
 mod sealed_rows;
 mod user_rows;

@@ -61,6 +61,15 @@ pub struct DeliveryCounts {
     pub failed: u64,
 }
 
+/// Deliveries waiting to be sent (including those retrying), by channel: the queue's depth.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PendingByChannel {
+    /// Emails waiting.
+    pub email: u64,
+    /// Text messages waiting.
+    pub sms: u64,
+}
+
 /// The durable delivery queue: a message acknowledged as sent is in it until a transport took
 /// it, so it survives a crash of the process that accepted it.
 #[async_trait]
@@ -99,4 +108,8 @@ pub trait DeliveryQueueStore: Send + Sync {
     async fn failed_deliveries(&self, limit: u32) -> Result<Vec<FailedDelivery>, StoreError>;
 
     async fn delivery_counts(&self) -> Result<DeliveryCounts, StoreError>;
+
+    /// The deliveries waiting on each channel (those retrying included, the given-up not);
+    /// read for the metrics at each scrape, so one cheap statement.
+    async fn pending_by_channel(&self) -> Result<PendingByChannel, StoreError>;
 }

@@ -18,6 +18,7 @@ use crate::user::{User, UserId};
 
 mod audit;
 mod deliveries;
+mod overview;
 mod throttle;
 
 pub use audit::{
@@ -25,8 +26,10 @@ pub use audit::{
     StoredPolicy,
 };
 pub use deliveries::{
-    Delivery, DeliveryCounts, DeliveryFailureState, DeliveryQueueStore, FailedDelivery, NewDelivery,
+    Delivery, DeliveryCounts, DeliveryFailureState, DeliveryQueueStore, FailedDelivery,
+    NewDelivery, PendingByChannel,
 };
+pub use overview::{FactorOverview, TotpUse};
 pub use throttle::{FailureCount, LockoutPolicy, ThrottleStore};
 
 #[derive(Debug, thiserror::Error)]
@@ -309,6 +312,9 @@ pub trait FactorStore: Send + Sync {
 
     async fn recovery_codes_left(&self, user_id: UserId) -> Result<u32, StoreError>;
 
+    /// Every factor the user has, in one read.
+    async fn factor_overview(&self, user_id: UserId) -> Result<FactorOverview, StoreError>;
+
     /// The ids of the master keys that sealed the stored authenticators and queued messages,
     /// so that start-up can refuse to run without a key the database needs.
     async fn sealed_key_ids(&self) -> Result<Vec<String>, StoreError>;
@@ -532,10 +538,31 @@ pub struct NewInboundCheck {
     pub created_at: OffsetDateTime,
 }
 
+/// The schema version a database is at, beside the one this build migrates it to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SchemaVersion {
+    /// The newest migration recorded in the database; `None` when none is.
+    pub applied: Option<i32>,
+    /// The newest migration this build knows.
+    pub expected: i32,
+}
+
+impl SchemaVersion {
+    /// Whether the database is at exactly the version this build expects: not behind (not yet
+    /// migrated), and not ahead (migrated by a newer build while this one runs).
+    pub fn is_current(&self) -> bool {
+        self.applied == Some(self.expected)
+    }
+}
+
 #[async_trait]
 pub trait HealthCheck: Send + Sync {
     /// Succeeds when the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Reads the newest migration the database records (an error when it does not answer or
+    /// has no `schema_migrations`): the readiness probe compares it with [`SchemaVersion::expected`].
+    async fn schema_version(&self) -> Result<SchemaVersion, StoreError>;
 }
 
 /// The stores of one database, shared by the whole process.

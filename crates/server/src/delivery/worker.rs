@@ -18,6 +18,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use twofold_core::clock::Clock;
 use twofold_core::delivery::{NextAttempt, RetryPolicy};
+use twofold_core::metrics::{DeliveryOutcome, Metrics};
 use twofold_core::sealing::Sealer;
 use twofold_core::store::{Delivery, DeliveryQueueStore, StoreError};
 
@@ -67,6 +68,8 @@ struct Inner {
     transports: Transports,
     clock: Arc<dyn Clock>,
     settings: WorkerSettings,
+    /// Where each attempt's outcome is counted.
+    metrics: Arc<Metrics>,
 }
 
 /// Made by [`super::queue::DeliveryQueue::worker`].
@@ -99,8 +102,26 @@ impl DeliveryWorker {
                 transports,
                 clock,
                 settings,
+                metrics: Arc::default(),
             }),
             wake,
+        }
+    }
+
+    /// The same worker, counting its attempts in `metrics` (the service's, which the metrics
+    /// listener serves) instead of in metrics of its own.
+    pub fn with_metrics(self, metrics: Arc<Metrics>) -> DeliveryWorker {
+        let inner = &self.inner;
+        DeliveryWorker {
+            inner: Arc::new(Inner {
+                store: Arc::clone(&inner.store),
+                sealer: Arc::clone(&inner.sealer),
+                transports: inner.transports.clone(),
+                clock: Arc::clone(&inner.clock),
+                settings: inner.settings.clone(),
+                metrics,
+            }),
+            wake: self.wake,
         }
     }
 
@@ -189,6 +210,9 @@ async fn record(inner: &Inner, delivery: &Delivery, outcome: Result<(), Transpor
     let attempts = delivery.attempts.saturating_add(1);
     let error = match outcome {
         Ok(()) => {
+            inner
+                .metrics
+                .count_delivery(delivery.channel, DeliveryOutcome::Sent);
             match inner.store.mark_sent(delivery.id).await {
                 Ok(_) => tracing::info!(
                     delivery = %delivery.id, channel = %delivery.channel, to = %to, attempts,
@@ -211,6 +235,11 @@ async fn record(inner: &Inner, delivery: &Delivery, outcome: Result<(), Transpor
         error.is_permanent(),
     );
     let text = failure_text(&error, &delivery.recipient, &to);
+    let counted = match next {
+        NextAttempt::At(_) => DeliveryOutcome::Failed,
+        NextAttempt::Never => DeliveryOutcome::GivenUp,
+    };
+    inner.metrics.count_delivery(delivery.channel, counted);
     match next {
         NextAttempt::At(retry_at) => tracing::warn!(
             delivery = %delivery.id, channel = %delivery.channel, to = %to, attempts,

@@ -68,6 +68,7 @@ pub fn table(state: AppState) -> RouteTable {
         .route("/api/v1/sms/inbound", Gate::Public, post(sms_inbound::inbound))
         .route("/api/openapi.json", Gate::Public, get(meta::openapi))
         .route("/healthz", Gate::Public, get(meta::healthz))
+        .route("/readyz", Gate::Public, get(meta::readyz))
         // Administration API (and the user's own audit trail)
         .route("/api/v1/account/activity", Gate::Api(AUTHENTICATED), get(account::activity))
         .route("/api/v1/admin/users", Gate::AdminApi, get(admin::list_users).post(admin::create_user))
@@ -133,6 +134,7 @@ pub fn table(state: AppState) -> RouteTable {
 pub fn app(state: AppState) -> (Router, Vec<RouteEntry>) {
     let body_limit = state.http.body_limit_bytes;
     let (router, inventory) = table(state.clone()).into_parts();
+    state.http_metrics.know_routes(&inventory);
     let router = router
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
@@ -147,6 +149,10 @@ pub fn app(state: AppState) -> (Router, Vec<RouteEntry>) {
         .layer(middleware::from_fn_with_state(
             state.clone(),
             context::request_context,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.http_metrics.clone(),
+            crate::metrics::track_requests,
         ))
         .layer(middleware::from_fn(logging::log_request))
         .with_state(state);

@@ -8,7 +8,10 @@ use twofold_server::gate::Gate;
 use crate::helpers::{Backend, Options, PASSWORD, assert_error, spawn_app, spawn_app_with};
 use crate::on_both_backends;
 
-on_both_backends!(health_answers_when_the_database_does);
+on_both_backends!(
+    health_answers_when_the_database_does,
+    readiness_needs_the_schema_this_build_expects
+);
 
 async fn health_answers_when_the_database_does(backend: Backend) {
     let Some(app) = spawn_app(backend).await else {
@@ -18,6 +21,45 @@ async fn health_answers_when_the_database_does(backend: Backend) {
         app.get(&app.client(), "/healthz").await.status(),
         StatusCode::OK
     );
+}
+
+/// `/readyz` is 200 only while the schema is at this build's version: a newer build that
+/// migrated the shared database (a version past ours) or a database behind ours takes the
+/// instance out of rotation, while `/healthz` still says the database answers.
+async fn readiness_needs_the_schema_this_build_expects(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let client = app.client();
+    let ready = app.get(&client, "/readyz").await;
+    assert_eq!(ready.status(), StatusCode::OK);
+    assert_eq!(ready.text().await.unwrap(), "ready\n");
+    let newest = app
+        .database
+        .query_i64("SELECT CAST(MAX(version) AS BIGINT) FROM schema_migrations")
+        .await;
+
+    app.database
+        .execute_raw("INSERT INTO schema_migrations (version, applied_at) VALUES (1000, 0)")
+        .await;
+    let ahead = app.get(&client, "/readyz").await;
+    assert_error(ahead, StatusCode::SERVICE_UNAVAILABLE, "schema_mismatch").await;
+    assert_eq!(app.get(&client, "/healthz").await.status(), StatusCode::OK);
+
+    app.database
+        .execute_raw(&format!(
+            "DELETE FROM schema_migrations WHERE version IN (1000, {newest})"
+        ))
+        .await;
+    let behind = app.get(&client, "/readyz").await;
+    assert_error(behind, StatusCode::SERVICE_UNAVAILABLE, "schema_mismatch").await;
+
+    app.database
+        .execute_raw(&format!(
+            "INSERT INTO schema_migrations (version, applied_at) VALUES ({newest}, 0)"
+        ))
+        .await;
+    assert_eq!(app.get(&client, "/readyz").await.status(), StatusCode::OK);
 }
 
 #[tokio::test]
@@ -174,6 +216,7 @@ async fn the_openapi_document_describes_the_api() {
         "/api/v1/logout",
         "/api/v1/account",
         "/healthz",
+        "/readyz",
     ] {
         assert!(document["paths"][path].is_object(), "{path} is missing");
     }
@@ -274,6 +317,7 @@ async fn every_route_is_behind_the_gate_it_declares() {
             "/api/v1/sms/inbound",
             "/api/openapi.json",
             "/healthz",
+            "/readyz",
             "/static/app.css",
             "/static/print.js"
         ]

@@ -33,6 +33,8 @@ pub struct TestApp {
     pub service: Service,
     pub clock: ManualClock,
     pub inventory: Vec<RouteEntry>,
+    /// What the router was built with (the metrics listener's router takes it too).
+    pub state: AppState,
     pub database: TestDatabase,
     /// Where this server's emails and text messages go.
     pub outbox_dir: std::path::PathBuf,
@@ -122,7 +124,7 @@ pub async fn start_on(database: TestDatabase, options: Options) -> TestApp {
         client_ip: options.client_ip,
     };
     let state = AppState::new(service.clone(), http);
-    let (router, inventory) = twofold_server::app(state);
+    let (router, inventory) = twofold_server::app(state.clone());
     // With the peer address, as the real accept loop gives it, for the audit log.
     let router = router.into_make_service_with_connect_info::<SocketAddr>();
     tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
@@ -131,6 +133,7 @@ pub async fn start_on(database: TestDatabase, options: Options) -> TestApp {
         service,
         clock,
         inventory,
+        state,
         database,
         outbox_dir,
         _data: data,

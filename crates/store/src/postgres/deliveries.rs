@@ -11,14 +11,15 @@ use time::OffsetDateTime;
 use tokio_postgres::Row;
 use twofold_core::delivery::NextAttempt;
 use twofold_core::store::{
-    Delivery, DeliveryCounts, DeliveryQueueStore, FailedDelivery, NewDelivery, StoreError,
+    Delivery, DeliveryCounts, DeliveryQueueStore, FailedDelivery, NewDelivery, PendingByChannel,
+    StoreError,
 };
 use uuid::Uuid;
 
 use super::{PostgresStore, store_error};
 use crate::delivery_rows::{
-    DeliveryRow, FailedDeliveryRow, NewDeliveryRow, attempts_to_db, counts, delivery_columns,
-    failed_delivery_columns, lease_end, to_deliveries,
+    DeliveryRow, FailedDeliveryRow, NewDeliveryRow, PENDING_BY_CHANNEL, attempts_to_db, counts,
+    delivery_columns, failed_delivery_columns, lease_end, pending_counts, to_deliveries,
 };
 use crate::rows::to_unix;
 
@@ -189,5 +190,22 @@ impl DeliveryQueueStore for PostgresStore {
             .try_get(1)
             .map_err(|error| store_error(OPERATION, error))?;
         counts(pending, failed)
+    }
+
+    async fn pending_by_channel(&self) -> Result<PendingByChannel, StoreError> {
+        const OPERATION: &str = "pending_by_channel";
+        let row = self
+            .query_opt(OPERATION, PENDING_BY_CHANNEL, &[])
+            .await?
+            .ok_or_else(|| {
+                StoreError::Unexpected(anyhow::anyhow!("PostgreSQL: {OPERATION}: no row"))
+            })?;
+        let email: i64 = row
+            .try_get(0)
+            .map_err(|error| store_error(OPERATION, error))?;
+        let sms: i64 = row
+            .try_get(1)
+            .map_err(|error| store_error(OPERATION, error))?;
+        pending_counts(email, sms)
     }
 }

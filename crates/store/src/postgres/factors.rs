@@ -18,13 +18,14 @@ use deadpool_postgres::{Client, Transaction};
 use time::OffsetDateTime;
 use tokio_postgres::{IsolationLevel, Row};
 use twofold_core::store::{
-    FactorStore, NewTotp, PhoneFactor, SealedRow, SealedSecret, StoreError, TotpActivation,
-    TotpRecord,
+    FactorOverview, FactorStore, NewTotp, PhoneFactor, SealedRow, SealedSecret, StoreError,
+    TotpActivation, TotpRecord,
 };
 use twofold_core::user::UserId;
 use uuid::Uuid;
 
 use super::{PostgresStore, store_error};
+use crate::overview_rows::{OverviewRow, POSTGRES_FACTOR_OVERVIEW};
 use crate::rows::{
     NewTotpRow, PhoneFactorRow, TotpRow, count_to_u32, from_unix, step_to_db, to_unix, totp_columns,
 };
@@ -321,6 +322,31 @@ impl FactorStore for PostgresStore {
             )
             .await?;
         Ok(changed == 1)
+    }
+
+    async fn factor_overview(&self, user_id: UserId) -> Result<FactorOverview, StoreError> {
+        const OPERATION: &str = "factor_overview";
+        let row = self
+            .query_opt(OPERATION, POSTGRES_FACTOR_OVERVIEW, &[&user_id.to_string()])
+            .await?
+            .ok_or_else(|| StoreError::Unexpected(anyhow::anyhow!("{OPERATION}: no row")))?;
+        let get = |index| -> Result<Option<i64>, StoreError> {
+            row.try_get(index)
+                .map_err(|error| store_error(OPERATION, error))
+        };
+        let flag = |index| -> Result<bool, StoreError> {
+            row.try_get(index)
+                .map_err(|error| store_error(OPERATION, error))
+        };
+        let overview = OverviewRow {
+            totp: flag(0)?,
+            totp_confirmed_at: get(1)?,
+            totp_last_used_at: get(2)?,
+            phone: flag(3)?,
+            email: flag(4)?,
+            recovery_codes_left: get(5)?.unwrap_or(0),
+        };
+        Ok(FactorOverview::try_from(overview)?)
     }
 
     async fn recovery_codes_left(&self, user_id: UserId) -> Result<u32, StoreError> {

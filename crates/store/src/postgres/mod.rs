@@ -26,7 +26,9 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
-use twofold_core::store::{HealthCheck, StoreError, Stores};
+use twofold_core::store::{HealthCheck, SchemaVersion, StoreError, Stores};
+
+use crate::migration::latest_version;
 
 const POOL_SIZE: usize = 16;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -193,5 +195,25 @@ async fn locked_transaction(
 impl HealthCheck for PostgresStore {
     async fn ping(&self) -> Result<(), StoreError> {
         self.query_opt("ping", "SELECT 1", &[]).await.map(drop)
+    }
+
+    async fn schema_version(&self) -> Result<SchemaVersion, StoreError> {
+        let row = self
+            .query_opt(
+                "schema_version",
+                "SELECT MAX(version) FROM schema_migrations",
+                &[],
+            )
+            .await?;
+        let applied = match row {
+            Some(row) => row
+                .try_get::<_, Option<i32>>(0)
+                .map_err(|error| store_error("schema_version", error))?,
+            None => None,
+        };
+        Ok(SchemaVersion {
+            applied,
+            expected: latest_version(migrations::MIGRATIONS),
+        })
     }
 }

@@ -37,7 +37,8 @@ pub(crate) const MAX_BATCH: usize = 256;
 /// How long a statement waits for another process's write lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_millis(5000);
 
-const STATEMENT_CACHE_CAPACITY: usize = 32;
+/// Above the number of distinct statements the store runs, so none is parsed twice.
+const STATEMENT_CACHE_CAPACITY: usize = 256;
 
 /// The pragmas every connection runs with, as read back from it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -210,15 +211,16 @@ fn run_batch(connection: &mut Connection, mut writes: Vec<Box<dyn Job>>) -> bool
         return false;
     }
     for write in &mut writes {
-        if connection.execute_batch("SAVEPOINT batched_write").is_err() {
+        if run_cached(connection, "SAVEPOINT batched_write").is_err() {
             continue;
         }
-        let undo = if write.run(connection) {
-            "RELEASE batched_write"
+        let end = if write.run(connection) {
+            run_cached(connection, "RELEASE batched_write")
         } else {
-            "ROLLBACK TO batched_write; RELEASE batched_write"
+            run_cached(connection, "ROLLBACK TO batched_write")
+                .and_then(|()| run_cached(connection, "RELEASE batched_write"))
         };
-        if let Err(error) = connection.execute_batch(undo) {
+        if let Err(error) = end {
             // The transaction is in an unknown state: give up the whole batch.
             let _ = connection.execute_batch("ROLLBACK");
             for write in writes {
@@ -237,6 +239,12 @@ fn run_batch(connection: &mut Connection, mut writes: Vec<Box<dyn Job>>) -> bool
         write.finish(commit);
     }
     committed
+}
+
+/// Runs one statement through the statement cache (the batch's own statements run for every
+/// write, so parsing them each time would show).
+fn run_cached(connection: &Connection, sql: &str) -> rusqlite::Result<()> {
+    connection.prepare_cached(sql)?.execute([]).map(drop)
 }
 
 impl Database {

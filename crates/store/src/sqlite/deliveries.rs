@@ -9,14 +9,15 @@ use rusqlite::{Row, params};
 use time::OffsetDateTime;
 use twofold_core::delivery::NextAttempt;
 use twofold_core::store::{
-    Delivery, DeliveryCounts, DeliveryQueueStore, FailedDelivery, NewDelivery, StoreError,
+    Delivery, DeliveryCounts, DeliveryQueueStore, FailedDelivery, NewDelivery, PendingByChannel,
+    StoreError,
 };
 use uuid::Uuid;
 
 use super::SqliteStore;
 use crate::delivery_rows::{
-    DeliveryRow, FailedDeliveryRow, NewDeliveryRow, attempts_to_db, counts, delivery_columns,
-    failed_delivery_columns, lease_end, to_deliveries,
+    DeliveryRow, FailedDeliveryRow, NewDeliveryRow, PENDING_BY_CHANNEL, attempts_to_db, counts,
+    delivery_columns, failed_delivery_columns, lease_end, pending_counts, to_deliveries,
 };
 use crate::rows::to_unix;
 
@@ -188,5 +189,17 @@ impl DeliveryQueueStore for SqliteStore {
             })
             .await?;
         counts(pending, failed)
+    }
+
+    async fn pending_by_channel(&self) -> Result<PendingByChannel, StoreError> {
+        let (email, sms) = self
+            .database
+            .read("pending_by_channel", |connection| {
+                connection
+                    .prepare_cached(PENDING_BY_CHANNEL)?
+                    .query_row([], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?)))
+            })
+            .await?;
+        pending_counts(email, sms)
     }
 }

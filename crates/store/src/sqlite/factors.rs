@@ -9,13 +9,14 @@ use async_trait::async_trait;
 use rusqlite::{OptionalExtension, Row, params};
 use time::OffsetDateTime;
 use twofold_core::store::{
-    FactorStore, NewTotp, PhoneFactor, SealedRow, SealedSecret, StoreError, TotpActivation,
-    TotpRecord,
+    FactorOverview, FactorStore, NewTotp, PhoneFactor, SealedRow, SealedSecret, StoreError,
+    TotpActivation, TotpRecord,
 };
 use twofold_core::user::UserId;
 use uuid::Uuid;
 
 use super::SqliteStore;
+use crate::overview_rows::{OverviewRow, SQLITE_FACTOR_OVERVIEW};
 use crate::rows::{
     NewTotpRow, PhoneFactorRow, TotpRow, count_to_u32, from_unix, step_to_db, to_unix, totp_columns,
 };
@@ -264,6 +265,27 @@ impl FactorStore for SqliteStore {
             })
             .await?;
         Ok(count_to_u32(count)?)
+    }
+
+    async fn factor_overview(&self, user_id: UserId) -> Result<FactorOverview, StoreError> {
+        let row = self
+            .database
+            .read("factor_overview", move |connection| {
+                connection
+                    .prepare_cached(SQLITE_FACTOR_OVERVIEW)?
+                    .query_row([user_id.to_string()], |row| {
+                        Ok(OverviewRow {
+                            totp: row.get(0)?,
+                            totp_confirmed_at: row.get(1)?,
+                            totp_last_used_at: row.get(2)?,
+                            phone: row.get(3)?,
+                            email: row.get(4)?,
+                            recovery_codes_left: row.get(5)?,
+                        })
+                    })
+            })
+            .await?;
+        Ok(FactorOverview::try_from(row)?)
     }
 
     async fn sealed_key_ids(&self) -> Result<Vec<String>, StoreError> {

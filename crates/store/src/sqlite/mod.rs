@@ -4,6 +4,7 @@
 //! waits up to five seconds for another process's write lock before it fails.
 
 mod audit;
+mod backup;
 mod codes;
 mod connection;
 mod deliveries;
@@ -22,10 +23,12 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use async_trait::async_trait;
-use twofold_core::store::{HealthCheck, StoreError, Stores};
+use twofold_core::store::{HealthCheck, SchemaVersion, StoreError, Stores};
 
+pub use self::backup::backup;
 pub use self::connection::ConnectionPragmas;
 use self::connection::{Database, READER_COUNT, open_reader, open_writer};
+use crate::migration::latest_version;
 
 /// Where a SQLite database lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,5 +136,20 @@ impl HealthCheck for SqliteStore {
             })
             .await
             .map(drop)
+    }
+
+    async fn schema_version(&self) -> Result<SchemaVersion, StoreError> {
+        let applied = self
+            .database
+            .read("schema_version", |connection| {
+                connection
+                    .prepare_cached("SELECT MAX(version) FROM schema_migrations")?
+                    .query_row([], |row| row.get::<_, Option<i32>>(0))
+            })
+            .await?;
+        Ok(SchemaVersion {
+            applied,
+            expected: latest_version(migrations::MIGRATIONS),
+        })
     }
 }

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use time::Duration;
 use twofold_core::delivery::{DeliveryChannel, NextAttempt};
 use twofold_core::store::{
-    DeliveryCounts, DeliveryFailureState, NewDelivery, SealedSecret, Stores,
+    DeliveryCounts, DeliveryFailureState, NewDelivery, PendingByChannel, SealedSecret, Stores,
 };
 use uuid::Uuid;
 
@@ -18,6 +18,7 @@ conformance!(stores:
     claims_take_the_oldest_first_up_to_the_limit,
     a_failed_attempt_backs_off_and_is_listed,
     failures_are_listed_newest_first_within_the_limit,
+    the_queue_depth_counts_waiting_deliveries_by_channel,
 );
 
 conformance!(database:
@@ -50,6 +51,45 @@ async fn enqueue(stores: &Stores, channel: DeliveryChannel, seconds: i64) -> New
     let delivery = new_delivery(channel, recipient, seconds);
     stores.deliveries.enqueue(&delivery).await.unwrap();
     delivery
+}
+
+/// The metrics' `twofold_delivery_queue_depth`: leased and retrying deliveries still wait;
+/// sent and given-up ones do not.
+async fn the_queue_depth_counts_waiting_deliveries_by_channel(stores: &Stores) {
+    let depth = || async { stores.deliveries.pending_by_channel().await.unwrap() };
+    assert_eq!(depth().await, PendingByChannel { email: 0, sms: 0 });
+    let first = enqueue(stores, DeliveryChannel::Email, 0).await;
+    let second = enqueue(stores, DeliveryChannel::Email, 1).await;
+    let text = enqueue(stores, DeliveryChannel::Sms, 2).await;
+    assert_eq!(depth().await, PendingByChannel { email: 2, sms: 1 });
+    assert_eq!(
+        stores
+            .deliveries
+            .claim_due(at(3), LEASE, 10)
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+    assert_eq!(depth().await, PendingByChannel { email: 2, sms: 1 });
+    let deliveries = &stores.deliveries;
+    let retry = NextAttempt::At(at(60));
+    assert!(
+        deliveries
+            .mark_failed(first.id, 1, retry, "busy", at(4))
+            .await
+            .unwrap()
+    );
+    assert_eq!(depth().await, PendingByChannel { email: 2, sms: 1 });
+    let never = NextAttempt::Never;
+    assert!(
+        deliveries
+            .mark_failed(second.id, 1, never, "no such user", at(4))
+            .await
+            .unwrap()
+    );
+    assert!(deliveries.mark_sent(text.id).await.unwrap());
+    assert_eq!(depth().await, PendingByChannel { email: 1, sms: 0 });
 }
 
 async fn an_enqueued_delivery_is_claimed_once_with_its_payload(stores: &Stores) {

@@ -58,6 +58,7 @@ mod factors;
 mod harness;
 mod inbound_checks;
 mod migrations;
+mod overview;
 mod phone_email;
 mod policy;
 mod recovery_codes;

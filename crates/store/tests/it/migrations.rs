@@ -20,6 +20,7 @@ conformance!(database:
     require_2fa_since_needs_require_2fa,
     concurrent_opens_all_succeed,
     newer_schema_version_is_refused,
+    schema_version_is_read_from_the_database_each_time,
     first_user_is_unique_across_instances,
     unparsable_rows_are_errors,
 );
@@ -423,6 +424,43 @@ async fn newer_schema_version_is_refused(database: &TestDatabase) {
     let message = format!("{error:#}");
     assert!(message.contains("version 1000"), "{message}");
     assert!(message.contains("newer Twofold"), "{message}");
+}
+
+/// What `/readyz` relies on: the version is read from the database at each call, so a
+/// migration by another build (ahead) or a lost one (behind) shows while the store is open.
+async fn schema_version_is_read_from_the_database_each_time(database: &TestDatabase) {
+    let stores = database.open().await;
+    let newest = database
+        .query_i64("SELECT CAST(MAX(version) AS BIGINT) FROM schema_migrations")
+        .await;
+    let version = stores.health.schema_version().await.unwrap();
+    assert_eq!(i64::from(version.expected), newest);
+    assert_eq!(version.applied, Some(version.expected));
+    assert!(version.is_current());
+    let expected = version.expected;
+
+    database
+        .execute_raw("INSERT INTO schema_migrations (version, applied_at) VALUES (1000, 0)")
+        .await;
+    let ahead = stores.health.schema_version().await.unwrap();
+    assert_eq!((ahead.applied, ahead.expected), (Some(1000), expected));
+    assert!(!ahead.is_current());
+
+    database
+        .execute_raw(&format!(
+            "DELETE FROM schema_migrations WHERE version IN (1000, {expected})"
+        ))
+        .await;
+    let behind = stores.health.schema_version().await.unwrap();
+    assert_eq!(behind.applied, Some(expected - 1));
+    assert!(!behind.is_current());
+
+    database.execute_raw("DELETE FROM schema_migrations").await;
+    assert_eq!(stores.health.schema_version().await.unwrap().applied, None);
+
+    database.execute_raw("DROP TABLE schema_migrations").await;
+    assert!(stores.health.schema_version().await.is_err());
+    stores.health.ping().await.unwrap();
 }
 
 async fn first_user_is_unique_across_instances(database: &TestDatabase) {

@@ -6,8 +6,9 @@ use async_trait::async_trait;
 use lettre::transport::smtp::extension::ClientId;
 use time::OffsetDateTime;
 use tokio::sync::Notify;
-use twofold_core::delivery::{EmailMessage, Mailer};
+use twofold_core::delivery::{DeliveryChannel, EmailMessage, Mailer};
 use twofold_core::email::Email;
+use twofold_core::metrics::{DeliveryOutcome, Metrics};
 use twofold_core::store::DeliveryFailureState;
 use uuid::Uuid;
 
@@ -151,7 +152,10 @@ async fn starttls_is_required_so_a_server_without_it_gets_nothing() {
 async fn a_temporary_refusal_is_retried_after_the_backoff() {
     let smtp = FakeSmtp::start(&["451 4.7.1 Greylisted, try again later"]).await;
     let harness = Harness::new().await;
+    let metrics = Arc::new(Metrics::new());
     let worker = harness.worker(Some(sender(&plain_url(&smtp))), None);
+    let worker = worker.with_metrics(Arc::clone(&metrics));
+    let counted = |outcome| metrics.deliveries(DeliveryChannel::Email, outcome);
     harness
         .queue
         .send_email(&code_email("555666"), harness.now())
@@ -163,6 +167,8 @@ async fn a_temporary_refusal_is_retried_after_the_backoff() {
     assert_eq!(failure.attempts, 1);
     assert!(failure.last_error.contains("451"), "{}", failure.last_error);
     assert!(smtp.received().is_empty());
+    assert_eq!(counted(DeliveryOutcome::Failed), 1);
+    assert_eq!(counted(DeliveryOutcome::Sent), 0);
 
     harness.clock.advance_seconds(4);
     assert_eq!(worker.run_once().await.unwrap(), 0, "not due before 5 s");
@@ -170,6 +176,8 @@ async fn a_temporary_refusal_is_retried_after_the_backoff() {
     assert_eq!(worker.run_once().await.unwrap(), 1);
     assert_eq!(smtp.received().len(), 1);
     assert_eq!(harness.pending().await, 0);
+    assert_eq!(counted(DeliveryOutcome::Failed), 1);
+    assert_eq!(counted(DeliveryOutcome::Sent), 1);
     assert!(
         harness
             .stores
@@ -185,7 +193,9 @@ async fn a_temporary_refusal_is_retried_after_the_backoff() {
 async fn a_refused_recipient_is_given_up_and_its_message_erased() {
     let smtp = FakeSmtp::start(&["550 5.1.1 <bob@example.com>: Recipient address rejected"]).await;
     let harness = Harness::new().await;
+    let metrics = Arc::new(Metrics::new());
     let worker = harness.worker(Some(sender(&plain_url(&smtp))), None);
+    let worker = worker.with_metrics(Arc::clone(&metrics));
     harness
         .queue
         .send_email(&code_email("777888"), harness.now())
@@ -196,6 +206,9 @@ async fn a_refused_recipient_is_given_up_and_its_message_erased() {
     let failure = harness.only_failure().await;
     assert!(gave_up(&failure), "{failure:?}");
     assert!(failure.last_error.contains("550"), "{}", failure.last_error);
+    let counted = |outcome| metrics.deliveries(DeliveryChannel::Email, outcome);
+    assert_eq!(counted(DeliveryOutcome::GivenUp), 1);
+    assert_eq!(counted(DeliveryOutcome::Failed), 0);
     assert!(
         failure.last_error.contains("…@example.com") && !failure.last_error.contains("bob@"),
         "{}",
