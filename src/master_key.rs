@@ -66,17 +66,37 @@ fn create(path: &Path) -> anyhow::Result<()> {
     let mut key = Zeroizing::new([0u8; KEY_BYTES]);
     getrandom::fill(key.as_mut())
         .map_err(|error| anyhow::anyhow!("the OS random generator failed: {error}"))?;
+    // Written whole under a name of its own, then linked into place: a link never
+    // replaces an existing file, so when instances sharing a data directory start together
+    // exactly one key wins, and nobody ever reads a half-written one.
+    let mut nonce = [0u8; 8];
+    getrandom::fill(&mut nonce)
+        .map_err(|error| anyhow::anyhow!("the OS random generator failed: {error}"))?;
+    let mut staging = path.as_os_str().to_owned();
+    staging.push(format!(".creating-{}", u64::from_le_bytes(nonce)));
+    let staging = PathBuf::from(staging);
+    let _ = std::fs::remove_file(&staging);
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .open(path)
-        .with_context(|| format!("cannot create the master key file {}", path.display()))?;
+        .open(&staging)
+        .with_context(|| format!("cannot create the master key file {}", staging.display()))?;
     file.write_all(key.as_ref())?;
     file.sync_all()?;
-    sync_parent(path)?;
-    tracing::info!(path = %path.display(), "created a new master key");
-    Ok(())
+    let linked = std::fs::hard_link(&staging, path);
+    let _ = std::fs::remove_file(&staging);
+    match linked {
+        Ok(()) => {
+            sync_parent(path)?;
+            tracing::info!(path = %path.display(), "created a new master key");
+            Ok(())
+        }
+        // Another process sharing the data directory created it first: theirs is the key.
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(error) => Err(error)
+            .with_context(|| format!("cannot create the master key file {}", path.display())),
+    }
 }
 
 /// Where the key with id `key_id` is kept once retired.
@@ -327,6 +347,33 @@ impl Drop for RotationLock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn processes_starting_together_all_get_the_one_key_created() {
+        for _ in 0..20 {
+            let directory = tempfile::tempdir().unwrap();
+            let path = directory.path().join("master.key");
+            let keys: Vec<_> = std::thread::scope(|scope| {
+                let handles: Vec<_> = (0..8)
+                    .map(|_| scope.spawn(|| load_or_create(&path)))
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|handle| handle.join().unwrap().unwrap())
+                    .collect()
+            });
+            assert!(keys.iter().all(|key| key.as_slice() == keys[0].as_slice()));
+            assert_eq!(
+                read_key(&path, "key").unwrap().as_slice(),
+                keys[0].as_slice()
+            );
+            let names: Vec<_> = std::fs::read_dir(directory.path())
+                .unwrap()
+                .map(|entry| entry.unwrap().file_name())
+                .collect();
+            assert_eq!(names, ["master.key"], "left behind: {names:?}");
+        }
+    }
 
     #[test]
     fn created_once_with_mode_0600_then_reused() {

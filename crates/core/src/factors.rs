@@ -22,7 +22,7 @@ use crate::sealing::SealError;
 use crate::service::Service;
 use crate::session::{SessionState, SessionToken};
 use crate::store::{ChainKey, NewTotp, StoreError, TotpActivation, TotpRecord};
-use crate::throttle::{remaining_lockout, second_factor_key};
+use crate::throttle::second_factor_key;
 use crate::user::{Method, UserId};
 
 #[derive(Debug, thiserror::Error)]
@@ -403,11 +403,14 @@ impl Service {
                 .fail_sign_in_code(user.id, "second_factor", Some(method))
                 .await);
         }
-        self.stores
-            .throttle
-            .clear_failures(&second_factor_key(user.id))
-            .await?;
-        let token = match self.rotate(session, SessionState::Authenticated, now).await {
+        // The right code clears the count whether or not this request wins the rotation; the
+        // two writes are independent, so they go to the store together (one commit on SQLite).
+        let key = second_factor_key(user.id);
+        let (cleared, rotated) = tokio::join!(
+            self.stores.throttle.clear_failures(&key),
+            self.rotate(session, SessionState::Authenticated, now)
+        );
+        let token = match rotated {
             Ok(token) => token,
             Err(error) => {
                 // Another request of this session won the rotation (or the session ended): this
@@ -418,6 +421,11 @@ impl Service {
                 return Err(error.into());
             }
         };
+        // The sign-in has happened; a count left standing only makes a later lockout come
+        // sooner, which is no reason to fail it.
+        if let Err(error) = cleared {
+            tracing::error!(%error, "could not clear the second-factor failure count");
+        }
         if spent_recovery_code.is_some() {
             let left = self.stores.factors.recovery_codes_left(user.id).await?;
             self.audit(Event::own(EventKind::RecoveryCodeUsed, user.id).with("left", left))
@@ -450,123 +458,6 @@ impl Service {
         let totp = Totp::new(Secret::from_bytes(secret.to_vec()), totp_params(record)?);
         let unix = u64::try_from(self.clock.now().unix_timestamp()).unwrap_or(0);
         Ok(totp.verify(&code, unix, skew))
-    }
-
-    /// Takes one attempt against the user's lockout before a code is checked, counted as a
-    /// failure in advance by one conditional statement (so concurrent guesses cannot all slip
-    /// in before the first is counted); 429 while locked. A right code then clears the count
-    /// or gives the attempt back; a check that was no guess gives it back.
-    pub(crate) async fn take_attempt(&self, user_id: UserId) -> Result<(), FactorError> {
-        let key = second_factor_key(user_id);
-        let now = self.clock.now();
-        let lockout = self.policy().await?.policy.lockout();
-        match self
-            .stores
-            .throttle
-            .take_attempt(&key, now, &lockout)
-            .await?
-        {
-            Some(_) => Ok(()),
-            None => {
-                let count = self.stores.throttle.failures(&key).await?;
-                let retry_after =
-                    remaining_lockout(count, now, &lockout).unwrap_or(Duration::seconds(1));
-                tracing::info!(user_id = %user_id, "second-factor attempt refused: locked");
-                Err(FactorError::Throttled { retry_after })
-            }
-        }
-    }
-
-    /// Gives back an attempt taken by [`Service::take_attempt`] that was no guess.
-    pub(crate) async fn give_back_attempt(&self, user_id: UserId) -> Result<(), FactorError> {
-        self.stores
-            .throttle
-            .give_back_attempt(&second_factor_key(user_id))
-            .await?;
-        Ok(())
-    }
-
-    /// Refuses while the user is locked out, without taking an attempt (before sending a code).
-    pub(crate) async fn refuse_while_locked(&self, user_id: UserId) -> Result<(), FactorError> {
-        let count = self
-            .stores
-            .throttle
-            .failures(&second_factor_key(user_id))
-            .await?;
-        let lockout = self.policy().await?.policy.lockout();
-        match remaining_lockout(count, self.clock.now(), &lockout) {
-            Some(retry_after) => Err(FactorError::Throttled { retry_after }),
-            None => Ok(()),
-        }
-    }
-
-    /// A wrong code: its attempt, taken in advance, stays counted, and it counts against the
-    /// client's address; the error to answer with. The failure that starts a lockout is
-    /// recorded in the audit log and told to the owner: someone who knows the password is
-    /// guessing the second factor.
-    pub(crate) async fn fail_code(&self, user_id: UserId) -> FactorError {
-        tracing::info!(user_id = %user_id, "wrong second-factor code");
-        let address_wait = match self.count_client_ip_failure().await {
-            Ok(wait) => wait,
-            Err(error) => return error.into(),
-        };
-        if let Err(error) = self.note_lockout(user_id).await {
-            return error;
-        }
-        match address_wait {
-            Some(retry_after) => FactorError::Throttled { retry_after },
-            None => FactorError::InvalidCode,
-        }
-    }
-
-    /// A wrong code at a sign-in step (`step`: `second_factor`, or `reset` for the fallback
-    /// phone): recorded as a failed sign-in, then counted as by [`Service::fail_code`] (whose
-    /// lockout entry, when this failure starts one, follows it in the log).
-    pub(crate) async fn fail_sign_in_code(
-        &self,
-        user_id: UserId,
-        step: &str,
-        method: Option<Method>,
-    ) -> FactorError {
-        let failed = Event::own(EventKind::SignInFailed, user_id).with("step", step);
-        let failed = match method {
-            Some(method) => failed.with("method", method.as_str()),
-            None => failed,
-        };
-        let recorded = self.audit(failed).await;
-        // Counted even when it could not be recorded: the attempt was taken already.
-        let error = self.fail_code(user_id).await;
-        match recorded {
-            Ok(()) => error,
-            Err(store) => store.into(),
-        }
-    }
-
-    async fn note_lockout(&self, user_id: UserId) -> Result<(), FactorError> {
-        let lockout = self.policy().await?.policy.lockout();
-        let count = self
-            .stores
-            .throttle
-            .failures(&second_factor_key(user_id))
-            .await?;
-        if count.map(|count| count.failures) != Some(lockout.free_failures) {
-            return Ok(());
-        }
-        self.count_lockout(crate::metrics::LockoutStep::SecondFactor);
-        self.audit(
-            Event::own(EventKind::LockedOut, user_id).with("failures", lockout.free_failures),
-        )
-        .await?;
-        if let Some(user) = self.stores.users.user_by_id(user_id).await? {
-            self.notify(
-                &user,
-                Notice::SecondFactorFailures {
-                    failures: lockout.free_failures,
-                },
-            )
-            .await;
-        }
-        Ok(())
     }
 }
 

@@ -103,13 +103,13 @@ impl std::fmt::Debug for PasswordHasher {
     }
 }
 
-/// Lowers the calling hashing thread to nice 10, so that under a flood of sign-ins the
+/// Lowers the calling hashing thread to nice 5, so that under a flood of sign-ins the
 /// threads answering everyone else (signed-in users, `/healthz`, the writer) still get the CPU
 /// first, while idle cores still go to hashing. Lowering one's own priority needs no privilege;
 /// where the platform refuses, hashing runs at normal priority and a warning says so.
 fn lower_priority() {
-    // thread-priority maps 0–99 onto nice 19 to -20 for the normal policies: 22 is nice 10.
-    let lowered = ThreadPriorityValue::try_from(22u8)
+    // thread-priority maps 0–99 onto nice 19 to -20 for the normal policies: 35 is nice 5.
+    let lowered = ThreadPriorityValue::try_from(35u8)
         .map_err(|error| error.to_string())
         .and_then(|value| {
             set_current_thread_priority(ThreadPriority::Crossplatform(value))
@@ -522,10 +522,7 @@ mod tests {
             nice = nice_of_threads(name);
         }
         assert!(!nice.is_empty(), "no thread named {name}");
-        assert!(
-            nice.iter().all(|value| *value == 10),
-            "nice values {nice:?}"
-        );
+        assert!(nice.iter().all(|value| *value == 5), "nice values {nice:?}");
     }
 
     #[tokio::test]

@@ -21,6 +21,7 @@ pub mod phone;
 pub mod policy;
 pub mod recovery;
 pub mod sealing;
+mod second_factor_attempts;
 pub mod service;
 pub mod session;
 pub mod sms;

@@ -293,8 +293,13 @@ impl Service {
         enrolled: bool,
         now: OffsetDateTime,
     ) -> Result<(), LoginError> {
-        self.stores.users.record_login(user_id, now).await?;
-        self.audit(sign_in_event(user_id, method, enrolled)).await?;
+        // Independent writes: sent together, they share a commit on SQLite.
+        let (recorded, audited) = tokio::join!(
+            self.stores.users.record_login(user_id, now),
+            self.audit(sign_in_event(user_id, method, enrolled))
+        );
+        recorded?;
+        audited?;
         Ok(())
     }
 

@@ -160,7 +160,14 @@ impl Service {
         let lockout = self.policy().await?.policy.lockout();
         let now = self.clock.now();
         let throttle = &self.stores.throttle;
-        let Some(taken) = throttle.take_attempt(&subject.key, now, &lockout).await? else {
+        // A standing lockout is seen on a read (refusals cost no write); the conditional write
+        // that takes the attempt stays the authority.
+        let standing = throttle.failures(&subject.key).await?;
+        let taken = match remaining_lockout(standing, now, &lockout) {
+            Some(_) => None,
+            None => throttle.take_attempt(&subject.key, now, &lockout).await?,
+        };
+        let Some(taken) = taken else {
             let count = throttle.failures(&subject.key).await?;
             let wait = remaining_lockout(count, now, &lockout).unwrap_or(Duration::seconds(1));
             tracing::info!(user_id = ?subject.user_id, "password refused unchecked: locked");

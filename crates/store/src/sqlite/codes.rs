@@ -164,7 +164,7 @@ impl CodeStore for SqliteStore {
         let key = key.to_owned();
         let count: i64 = self
             .database
-            .read("sends_since", move |connection| {
+            .lookup("sends_since", move |connection| {
                 connection
                     .prepare_cached(
                         "SELECT COUNT(*) FROM code_sends WHERE key = ?1 AND sent_at >= ?2",
@@ -183,7 +183,7 @@ impl CodeStore for SqliteStore {
         let key = key.to_owned();
         let earliest: Option<i64> = self
             .database
-            .read("earliest_send_since", move |connection| {
+            .lookup("earliest_send_since", move |connection| {
                 connection
                     .prepare_cached(
                         "SELECT MIN(sent_at) FROM code_sends WHERE key = ?1 AND sent_at >= ?2",

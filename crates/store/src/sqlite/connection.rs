@@ -28,11 +28,16 @@ use rusqlite::{Connection, OpenFlags};
 use tokio::sync::oneshot;
 use twofold_core::store::StoreError;
 
+use super::checkpoint::{Checkpointer, WRITER_CHECKPOINT_PAGES};
+
 /// Readers beyond this rarely help: reads are short and the blocking pool is shared.
 pub(crate) const READER_COUNT: usize = 4;
 
 /// The most writes one transaction takes: bounds how long the first of them waits.
 pub(crate) const MAX_BATCH: usize = 256;
+
+/// The writer's page cache: negative means KiB (32 MiB), held only as the database grows.
+const WRITER_CACHE_KIB: i64 = -32_768;
 
 /// How long a statement waits for another process's write lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_millis(5000);
@@ -65,6 +70,9 @@ struct Connections {
     /// to the writer.
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
+    /// `None` for an in-memory database (no log to checkpoint). Only held: dropping it stops
+    /// the thread, before the writer closes.
+    _checkpointer: Option<Checkpointer>,
     writer: WriterThread,
 }
 
@@ -204,6 +212,11 @@ fn run_writer(
 /// Runs `writes` in one transaction, each in its own savepoint, and commits once; true when
 /// the commit succeeded.
 fn run_batch(connection: &mut Connection, mut writes: Vec<Box<dyn Job>>) -> bool {
+    if !connection.is_autocommit() {
+        // A failed rollback left a transaction open; every later batch would fail on it.
+        tracing::error!("the SQLite writer was left inside a transaction; rolling it back");
+        let _ = connection.execute_batch("ROLLBACK");
+    }
     if let Err(error) = connection.execute_batch("BEGIN IMMEDIATE") {
         for write in writes {
             write.finish(Err(&error));
@@ -248,11 +261,34 @@ fn run_cached(connection: &Connection, sql: &str) -> rusqlite::Result<()> {
 }
 
 impl Database {
-    pub(crate) fn new(writer: Connection, readers: Vec<Connection>) -> anyhow::Result<Self> {
+    /// The database over these connections; `path` (a file database) starts the checkpointer.
+    pub(crate) fn new(
+        writer: Connection,
+        readers: Vec<Connection>,
+        path: Option<&Path>,
+    ) -> anyhow::Result<Self> {
+        let checkpointer = match path {
+            Some(path) => {
+                writer
+                    .pragma_update(None, "wal_autocheckpoint", WRITER_CHECKPOINT_PAGES)
+                    .context("setting wal_autocheckpoint")?;
+                writer
+                    .busy_handler(Some(poll_for_lock))
+                    .context("setting the busy handler")?;
+                // The writer's page cache survives its own commits (a reader's does not), so a
+                // larger one keeps the indexes every write walks in memory.
+                writer
+                    .pragma_update(None, "cache_size", WRITER_CACHE_KIB)
+                    .context("setting cache_size")?;
+                Some(Checkpointer::start(path)?)
+            }
+            None => None,
+        };
         Ok(Database {
             inner: Arc::new(Connections {
                 readers: readers.into_iter().map(Mutex::new).collect(),
                 next_reader: AtomicUsize::new(0),
+                _checkpointer: checkpointer,
                 writer: WriterThread::start(writer)?,
             }),
         })
@@ -317,6 +353,43 @@ impl Database {
         outcome.map_err(|error| store_error(operation, error))
     }
 
+    /// Runs a short keyed read (a few rows found by key through an index) on an idle reader
+    /// right here, on the calling task's thread: for such a read, handing it to the blocking
+    /// pool and back costs more than the read itself. When every reader is busy, and for an
+    /// in-memory database, it goes the way of [`Database::read`]. Never for scans or pages.
+    /// Inline, the read never waits for a lock (busy timeout zero): a busy answer, as during
+    /// another process's log recovery, sends it to the blocking pool, where it may wait.
+    pub(crate) async fn lookup<T, F>(
+        &self,
+        operation: &'static str,
+        work: F,
+    ) -> Result<T, StoreError>
+    where
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Clone + Send + 'static,
+        T: Send + 'static,
+    {
+        let inline = work.clone();
+        let attempt = self.inner.with_idle_reader(move |connection| {
+            let _ = connection.busy_timeout(Duration::ZERO);
+            let outcome = catch_unwind(AssertUnwindSafe(|| inline(connection)));
+            let _ = connection.busy_timeout(BUSY_TIMEOUT);
+            outcome
+        });
+        match attempt {
+            Ok(Ok(Ok(value))) => Ok(value),
+            Ok(Ok(Err(error)))
+                if error.sqlite_error_code() != Some(rusqlite::ErrorCode::DatabaseBusy) =>
+            {
+                Err(store_error(operation, error))
+            }
+            Ok(Err(_)) => Err(StoreError::Unexpected(anyhow!(
+                "SQLite: {operation}: the read panicked"
+            ))),
+            // Busy, or no idle reader: the blocking pool.
+            _ => self.read(operation, work).await,
+        }
+    }
+
     /// How many transactions the writer has committed: with group commit, fewer than writes.
     pub(crate) fn commits(&self) -> u64 {
         self.inner.writer.commits.load(Ordering::Relaxed)
@@ -342,6 +415,23 @@ impl Database {
 }
 
 impl Connections {
+    /// Runs `work` on the first idle reader, or gives it back when none is idle.
+    fn with_idle_reader<T, F: FnOnce(&Connection) -> T>(&self, work: F) -> Result<T, F> {
+        let count = self.readers.len();
+        if count == 0 {
+            return Err(work);
+        }
+        let start = self.next_reader.fetch_add(1, Ordering::Relaxed) % count;
+        for offset in 0..count {
+            match self.readers[(start + offset) % count].try_lock() {
+                Ok(guard) => return Ok(work(&guard)),
+                Err(TryLockError::Poisoned(poisoned)) => return Ok(work(&poisoned.into_inner())),
+                Err(TryLockError::WouldBlock) => {}
+            }
+        }
+        Err(work)
+    }
+
     fn with_reader<T>(&self, work: impl FnOnce(&Connection) -> T) -> T {
         // Start at a rotating index so load spreads, take the first idle reader, and wait on
         // the starting one only when all are busy.
@@ -375,6 +465,14 @@ fn store_error(operation: &'static str, error: rusqlite::Error) -> StoreError {
         return StoreError::Conflict;
     }
     StoreError::Unexpected(anyhow::Error::new(error).context(format!("SQLite: {operation}")))
+}
+
+/// The writer waits for another process's write lock by polling every millisecond (up to the
+/// busy timeout) rather than with SQLite's default sleeps of up to 100 ms: a writer that
+/// commits batch after batch frees the lock only briefly between them.
+fn poll_for_lock(attempt: i32) -> bool {
+    std::thread::sleep(Duration::from_millis(1));
+    u128::try_from(attempt).unwrap_or(0) < BUSY_TIMEOUT.as_millis()
 }
 
 /// Opens the writer connection, creating the file; `path` is `None` for an in-memory database.

@@ -58,7 +58,7 @@ impl SqliteStore {
     ) -> Result<Option<TotpRecord>, StoreError> {
         let row = self
             .database
-            .read(operation, move |connection| {
+            .lookup(operation, move |connection| {
                 connection
                     .prepare_cached(sql)?
                     .query_row([user_id.to_string()], totp_row)
@@ -256,7 +256,7 @@ impl FactorStore for SqliteStore {
     async fn recovery_codes_left(&self, user_id: UserId) -> Result<u32, StoreError> {
         let count: i64 = self
             .database
-            .read("recovery_codes_left", move |connection| {
+            .lookup("recovery_codes_left", move |connection| {
                 connection
                     .prepare_cached(
                         "SELECT COUNT(*) FROM recovery_codes WHERE user_id = ?1 AND used_at IS NULL",
@@ -270,7 +270,7 @@ impl FactorStore for SqliteStore {
     async fn factor_overview(&self, user_id: UserId) -> Result<FactorOverview, StoreError> {
         let row = self
             .database
-            .read("factor_overview", move |connection| {
+            .lookup("factor_overview", move |connection| {
                 connection
                     .prepare_cached(SQLITE_FACTOR_OVERVIEW)?
                     .query_row([user_id.to_string()], |row| {
@@ -317,7 +317,7 @@ impl FactorStore for SqliteStore {
     async fn phone_factor(&self, user_id: UserId) -> Result<Option<PhoneFactor>, StoreError> {
         let row = self
             .database
-            .read("phone_factor", move |connection| {
+            .lookup("phone_factor", move |connection| {
                 connection
                     .prepare_cached(
                         "SELECT phone, verified_at FROM phone_factors WHERE user_id = ?1",
@@ -360,7 +360,7 @@ impl FactorStore for SqliteStore {
     async fn email_factor(&self, user_id: UserId) -> Result<Option<OffsetDateTime>, StoreError> {
         let enabled_at: Option<i64> = self
             .database
-            .read("email_factor", move |connection| {
+            .lookup("email_factor", move |connection| {
                 connection
                     .prepare_cached("SELECT enabled_at FROM email_factors WHERE user_id = ?1")?
                     .query_row([user_id.to_string()], |row| row.get(0))

@@ -5,6 +5,7 @@
 
 mod audit;
 mod backup;
+mod checkpoint;
 mod codes;
 mod connection;
 mod deliveries;
@@ -106,12 +107,12 @@ fn open_blocking(location: &SqliteLocation) -> anyhow::Result<SqliteStore> {
             let readers = (0..READER_COUNT)
                 .map(|_| open_reader(path))
                 .collect::<anyhow::Result<Vec<_>>>()?;
-            Database::new(writer, readers)?
+            Database::new(writer, readers, Some(path))?
         }
         SqliteLocation::Memory => {
             let mut writer = open_writer(None)?;
             migrations::run(&mut writer)?;
-            Database::new(writer, Vec::new())?
+            Database::new(writer, Vec::new(), None)?
         }
     };
     Ok(SqliteStore { database })
@@ -129,7 +130,7 @@ fn create_parent_directory(path: &Path) -> anyhow::Result<()> {
 impl HealthCheck for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
         self.database
-            .read("ping", |connection| {
+            .lookup("ping", |connection| {
                 connection
                     .prepare_cached("SELECT 1")?
                     .query_row([], |row| row.get::<_, i64>(0))

@@ -16,7 +16,7 @@ impl PolicyStore for SqliteStore {
     async fn load_policy(&self) -> Result<Option<StoredPolicy>, StoreError> {
         let row = self
             .database
-            .read("load_policy", |connection| {
+            .lookup("load_policy", |connection| {
                 connection
                     .prepare_cached(
                         "SELECT document, version, updated_at, updated_by \

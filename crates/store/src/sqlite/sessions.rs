@@ -57,7 +57,7 @@ impl SessionStore for SqliteStore {
         let id_hash = id_hash.0;
         let row = self
             .database
-            .read("session_by_id_hash", move |connection| {
+            .lookup("session_by_id_hash", move |connection| {
                 connection
                     .prepare_cached(SESSION_BY_ID_HASH)?
                     .query_row([&id_hash[..]], session_row)

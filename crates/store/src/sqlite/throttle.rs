@@ -52,7 +52,7 @@ impl ThrottleStore for SqliteStore {
         let key = key.to_owned();
         let row = self
             .database
-            .read("failures", move |connection| {
+            .lookup("failures", move |connection| {
                 connection
                     .prepare_cached(
                         "SELECT failures, last_failure_at FROM throttle_failures WHERE key = ?1",

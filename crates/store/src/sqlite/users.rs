@@ -116,7 +116,7 @@ impl UserStore for SqliteStore {
         let email = email.as_str().to_owned();
         let row = self
             .database
-            .read("user_by_email", move |connection| {
+            .lookup("user_by_email", move |connection| {
                 connection
                     .prepare_cached(USER_BY_EMAIL)?
                     .query_row([email], user_row)
@@ -129,7 +129,7 @@ impl UserStore for SqliteStore {
     async fn user_by_id(&self, id: UserId) -> Result<Option<User>, StoreError> {
         let row = self
             .database
-            .read("user_by_id", move |connection| {
+            .lookup("user_by_id", move |connection| {
                 connection
                     .prepare_cached(USER_BY_ID)?
                     .query_row([id.to_string()], user_row)

@@ -16,7 +16,10 @@ fn database() -> (tempfile::TempDir, Database) {
         .execute_batch("CREATE TABLE items (name TEXT PRIMARY KEY)")
         .unwrap();
     let reader = open_reader(&path).unwrap();
-    (directory, Database::new(writer, vec![reader]).unwrap())
+    (
+        directory,
+        Database::new(writer, vec![reader], Some(&path)).unwrap(),
+    )
 }
 
 async fn names(database: &Database) -> Vec<String> {
@@ -164,4 +167,40 @@ async fn a_write_may_nest_savepoints() {
         .await
         .unwrap();
     assert_eq!(names(&database).await, ["kept"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_is_checkpointed_into_the_database_file_off_the_writer() {
+    let (directory, database) = database();
+    let file = directory.path().join("batch.db");
+    let before = std::fs::metadata(&file).unwrap().len();
+    // About 2 MB of rows: far below the writer's own checkpoint limit (10,000 pages), so only
+    // the checkpointer can move them into the database file while the store is open.
+    for batch in 0..20 {
+        database
+            .write("fill", move |connection| {
+                for row in 0..100 {
+                    connection.execute(
+                        "INSERT INTO items (name) VALUES (?1)",
+                        params![format!("{batch:02}-{row:03}-{}", "x".repeat(1000))],
+                    )?;
+                }
+                Ok(())
+            })
+            .await
+            .unwrap();
+    }
+    let mut grown = std::fs::metadata(&file).unwrap().len();
+    for _ in 0..50 {
+        if grown > before + 1_500_000 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        grown = std::fs::metadata(&file).unwrap().len();
+    }
+    assert!(
+        grown > before + 1_500_000,
+        "the database file stayed at {grown} bytes (from {before})"
+    );
+    assert_eq!(names(&database).await.len(), 2000);
 }
