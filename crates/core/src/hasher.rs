@@ -16,7 +16,6 @@ use base64::engine::general_purpose::STANDARD_NO_PAD;
 use password_hash::PasswordHash;
 use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
-use thread_priority::{ThreadPriority, ThreadPriorityValue, set_current_thread_priority};
 use tokio::sync::oneshot;
 use zeroize::Zeroizing;
 
@@ -103,23 +102,6 @@ impl std::fmt::Debug for PasswordHasher {
     }
 }
 
-/// Lowers the calling hashing thread to nice 5, so that under a flood of sign-ins the
-/// threads answering everyone else (signed-in users, `/healthz`, the writer) still get the CPU
-/// first, while idle cores still go to hashing. Lowering one's own priority needs no privilege;
-/// where the platform refuses, hashing runs at normal priority and a warning says so.
-fn lower_priority() {
-    // thread-priority maps 0–99 onto nice 19 to -20 for the normal policies: 35 is nice 5.
-    let lowered = ThreadPriorityValue::try_from(35u8)
-        .map_err(|error| error.to_string())
-        .and_then(|value| {
-            set_current_thread_priority(ThreadPriority::Crossplatform(value))
-                .map_err(|error| error.to_string())
-        });
-    if let Err(error) = lowered {
-        tracing::warn!(%error, "cannot lower the priority of a hashing thread");
-    }
-}
-
 impl PasswordHasher {
     /// Starts `workers` hashing threads behind a queue of `queue_capacity` waiting jobs.
     pub fn start(
@@ -138,7 +120,6 @@ impl PasswordHasher {
             thread::Builder::new()
                 .name(format!("argon2-{index}"))
                 .spawn(move || {
-                    lower_priority();
                     while let Ok(job) = receiver.recv() {
                         busy.fetch_add(1, Ordering::Relaxed);
                         worker.run(job);
@@ -485,44 +466,6 @@ mod tests {
             }
         }
         assert!(overloaded > 0);
-    }
-
-    /// The nice values of this process's threads named `name`, read from `/proc`.
-    fn nice_of_threads(name: &str) -> Vec<i64> {
-        let mut found = Vec::new();
-        for task in std::fs::read_dir("/proc/self/task").unwrap() {
-            let path = task.unwrap().path();
-            let Ok(comm) = std::fs::read_to_string(path.join("comm")) else {
-                continue;
-            };
-            if comm.trim() != name {
-                continue;
-            }
-            let stat = std::fs::read_to_string(path.join("stat")).unwrap();
-            // Fields after the parenthesised name: state is field 3, nice is field 19.
-            let after_name = &stat[stat.rfind(')').unwrap() + 2..];
-            found.push(after_name.split(' ').nth(16).unwrap().parse().unwrap());
-        }
-        found
-    }
-
-    #[cfg(target_os = "linux")]
-    #[tokio::test]
-    async fn hashing_threads_run_at_a_lower_priority() {
-        let hasher = PasswordHasher::start(cheap(), 2, 4).unwrap();
-        // The first hash has run on a worker once this returns, so the thread has started.
-        hasher.hash(&secret("started")).await.unwrap();
-        let name = "argon2-1";
-        let mut nice = nice_of_threads(name);
-        for _ in 0..50 {
-            if nice.len() == 1 {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(10));
-            nice = nice_of_threads(name);
-        }
-        assert!(!nice.is_empty(), "no thread named {name}");
-        assert!(nice.iter().all(|value| *value == 5), "nice values {nice:?}");
     }
 
     #[tokio::test]
