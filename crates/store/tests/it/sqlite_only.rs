@@ -17,13 +17,53 @@ async fn connections_are_durable_and_enforce_foreign_keys() {
         assert_eq!(connection.journal_mode, "wal");
         assert_eq!(connection.synchronous, 2, "synchronous=FULL");
         assert_eq!(connection.foreign_keys, 1);
-        assert_eq!(connection.busy_timeout_ms, 5000);
+        // The writer waits through its own handler (polling every millisecond), which the
+        // pragma cannot show; the readers through SQLite's timeout.
+        assert_eq!(
+            connection.busy_timeout_ms,
+            if index == 0 { 0 } else { 5000 }
+        );
         assert_eq!(
             connection.read_only,
             index > 0,
             "only the first is the writer"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_writer_waits_for_another_process_holding_the_write_lock() {
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("twofold.db");
+    let store = SqliteStore::open(SqliteLocation::File(path.clone()))
+        .await
+        .unwrap();
+    // Another process's connection takes the write lock and keeps it for 300 ms.
+    let (locked, is_locked) = std::sync::mpsc::channel();
+    let other = std::thread::spawn(move || {
+        let connection = rusqlite::Connection::open(&path).unwrap();
+        connection.execute_batch("BEGIN IMMEDIATE").unwrap();
+        locked.send(()).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        connection.execute_batch("COMMIT").unwrap();
+    });
+    is_locked.recv().unwrap();
+    let started = std::time::Instant::now();
+    let stores = store.stores();
+    insert_user(&stores, "alice@example.com").await;
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(200),
+        "the write went through while the lock was held"
+    );
+    other.join().unwrap();
+    assert!(
+        stores
+            .users
+            .user_by_email(&crate::harness::email("alice@example.com"))
+            .await
+            .unwrap()
+            .is_some()
+    );
 }
 
 #[tokio::test]
