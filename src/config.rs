@@ -46,6 +46,7 @@ pub struct FileConfig {
     pub trusted_proxies: Option<String>,
     pub client_ip_header: Option<String>,
     pub metrics_listen: Option<String>,
+    pub attachment_limit_bytes: Option<u64>,
 }
 
 /// A hundred years: retention beyond that is "keep everything", and the cutoff stays a valid
@@ -89,6 +90,8 @@ pub struct Config {
     pub client_ip: ClientIpSettings,
     /// Where `GET /metrics` is served (Prometheus); `None`, the default: nowhere.
     pub metrics_listen: Option<SocketAddr>,
+    /// The largest secure-message attachment, in bytes (413 past it).
+    pub attachment_limit_bytes: u64,
 }
 
 impl Config {
@@ -192,6 +195,16 @@ impl Config {
                 })
             })
             .transpose()?;
+        let attachment_limit_bytes = match env("TWOFOLD_ATTACHMENT_LIMIT_BYTES") {
+            Some(text) => text.trim().parse().map_err(|_| {
+                anyhow::anyhow!(
+                    "TWOFOLD_ATTACHMENT_LIMIT_BYTES {text:?} is not a whole number of bytes"
+                )
+            })?,
+            None => file
+                .attachment_limit_bytes
+                .unwrap_or(twofold_core::messages::DEFAULT_ATTACHMENT_LIMIT_BYTES),
+        };
         let config = Config {
             listen,
             data_dir,
@@ -220,6 +233,7 @@ impl Config {
             ip_free_failures,
             client_ip,
             metrics_listen,
+            attachment_limit_bytes,
         };
         config.check()?;
         Ok(config)
@@ -277,6 +291,11 @@ impl Config {
         if !(1..=MAX_AUDIT_RETENTION_DAYS).contains(&self.audit_retention_days) {
             bail!(
                 "audit_retention_days (TWOFOLD_AUDIT_RETENTION_DAYS) must be between 1 and {MAX_AUDIT_RETENTION_DAYS}"
+            );
+        }
+        if !(1024..=1024 * 1024 * 1024).contains(&self.attachment_limit_bytes) {
+            bail!(
+                "attachment_limit_bytes (TWOFOLD_ATTACHMENT_LIMIT_BYTES) must be between 1024 and 1073741824 (1 GiB)"
             );
         }
         if self.hashing_workers == 0 || self.body_limit_bytes < 1024 {

@@ -58,6 +58,7 @@ const KEYS: &[&str] = &[
     "trusted_proxies",
     "client_ip_header",
     "metrics_listen",
+    "attachment_limit_bytes",
 ];
 
 /// Text people (and mistakes) put in settings: URLs, addresses, numbers, CIDRs, junk.

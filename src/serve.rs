@@ -25,6 +25,7 @@ use crate::master_key;
 const POSTGRES_LOG_CAP: &str = "tokio_postgres=warn";
 
 const PURGE_INTERVAL: Duration = Duration::from_secs(300);
+const MESSAGE_EXPIRY_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Opens (and migrates) the database the configuration names.
 pub async fn open_stores(config: &Config) -> anyhow::Result<Stores> {
@@ -101,6 +102,7 @@ pub async fn build_service(config: &Config, hashing_workers: usize) -> anyhow::R
             free_failures: config.ip_free_failures,
             ..twofold_core::throttle::IP_LOCKOUT_POLICY
         }),
+        attachment_limit_bytes: config.attachment_limit_bytes,
         ..ServiceSettings::default()
     };
     let sealer = Arc::new(load_sealer(config, &stores).await?);
@@ -196,6 +198,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 /// Deletes what has outlived its use: expired sessions, old code sends, and audit entries
 /// past `audit_retention`.
 async fn purge_periodically(service: Service, audit_retention: time::Duration) {
+    tokio::spawn(expire_messages_periodically(service.clone()));
     let mut interval = tokio::time::interval(PURGE_INTERVAL);
     loop {
         interval.tick().await;
@@ -213,6 +216,20 @@ async fn purge_periodically(service: Service, audit_retention: time::Duration) {
             Ok(0) => {}
             Ok(count) => tracing::info!(count, "audit entries past retention deleted"),
             Err(error) => tracing::warn!(error = %error, "could not delete old audit entries"),
+        }
+    }
+}
+
+/// Erases the content of secure messages past their expiry (a read in between is refused and
+/// erases at once; this catches the unread ones), every minute.
+async fn expire_messages_periodically(service: Service) {
+    let mut interval = tokio::time::interval(MESSAGE_EXPIRY_INTERVAL);
+    loop {
+        interval.tick().await;
+        match service.expire_messages().await {
+            Ok(0) => {}
+            Ok(count) => tracing::info!(count, "expired secure messages erased"),
+            Err(error) => tracing::warn!(error = %error, "could not erase expired secure messages"),
         }
     }
 }

@@ -123,6 +123,7 @@ fn context(row: &SealedRow) -> Vec<u8> {
         SealedOwner::Delivery { channel, recipient } => {
             payload::context(row.id, *channel, recipient)
         }
+        SealedOwner::Message => twofold_core::messages::key_context(row.id),
     }
 }
 

@@ -49,7 +49,11 @@ pub(crate) async fn rotate(install: &Installation) -> std::process::Output {
 
 /// Signs in with the password and a TOTP code of the next time step (the enrollment used the
 /// current one, and a step is accepted once).
-pub(crate) async fn signs_in_with_totp(server: &Server, email: &str, secret: &[u8]) {
+pub(crate) async fn signs_in_with_totp(
+    server: &Server,
+    email: &str,
+    secret: &[u8],
+) -> reqwest::Client {
     let (client, login) = password_step(server, email, PASSWORD).await;
     assert_eq!(login["state"], "second_factor", "{email}: {login}");
     let verified = client
@@ -61,6 +65,37 @@ pub(crate) async fn signs_in_with_totp(server: &Server, email: &str, secret: &[u
     assert_eq!(verified.status(), 200, "{email}");
     let verified: Value = verified.json().await.unwrap();
     assert_eq!(verified["state"], "authenticated", "{email}");
+    client
+}
+
+const MESSAGE_BODY: &str = "the safe opens with 2718-2818";
+
+/// Signs in with a recovery code (each works once, where a TOTP code would be a replay).
+async fn signs_in_with_recovery_code(server: &Server, email: &str, code: &str) -> reqwest::Client {
+    let (client, login) = password_step(server, email, PASSWORD).await;
+    assert_eq!(login["state"], "second_factor", "{email}: {login}");
+    let verified = client
+        .post(server.url("/api/v1/login/verify"))
+        .json(&json!({"method": "recovery_code", "code": code}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(verified.status(), 200, "{email}");
+    client
+}
+
+/// Reads message `id` as `email` (signing in with a recovery code) and checks its body.
+async fn reads_the_message(server: &Server, email: &str, code: &str, id: &str) {
+    let client = signs_in_with_recovery_code(server, email, code).await;
+    let read: Value = client
+        .get(server.url(&format!("/api/v1/messages/{id}")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(read["body"], MESSAGE_BODY, "{read}");
 }
 
 pub(crate) fn mode(path: &Path) -> u32 {
@@ -78,15 +113,29 @@ async fn keys_rotate_reseals_everything_while_the_server_runs(postgres: bool) {
     let log = install.data_path().join("server.log");
     let server = install.serve_logging_to(Some(&log)).await;
     let mut users = Vec::new();
+    let mut recovery_codes = Vec::new();
     for name in ["ada", "bob", "cy"] {
         let email = format!("{name}@example.com");
         let enrolled = enroll(&install, &server, &email).await;
         users.push((email, enrolled.secret));
+        recovery_codes.push(enrolled.recovery_codes);
     }
+    // A secure message: its data key is sealed under the master key too.
+    let ada = signs_in_with_recovery_code(&server, &users[0].0, &recovery_codes[0][0]).await;
+    let sent: Value = ada
+        .post(server.url("/api/v1/messages"))
+        .json(&json!({"to": "bob@example.com", "subject": "Safe", "body": MESSAGE_BODY}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let message_id = sent["id"].as_str().unwrap().to_owned();
     let before = show(&install);
     assert_eq!(before.len(), 1, "{before:?}");
     let (old_id, sealed) = before[0].clone();
-    assert_eq!(sealed, 3);
+    assert_eq!(sealed, 4);
     let old_key = std::fs::read(install.data_path().join("master.key")).unwrap();
 
     // Rotate while the server runs.
@@ -95,7 +144,7 @@ async fn keys_rotate_reseals_everything_while_the_server_runs(postgres: bool) {
     let line = stdout(&rotated);
     assert_eq!(line.trim_end().lines().count(), 1, "{line}");
     assert!(
-        line.contains(&format!("{old_id} -> ")) && line.contains(": 3 sealed secrets re-sealed"),
+        line.contains(&format!("{old_id} -> ")) && line.contains(": 4 sealed secrets re-sealed"),
         "{line}"
     );
     let new_key = std::fs::read(install.data_path().join("master.key")).unwrap();
@@ -109,6 +158,7 @@ async fn keys_rotate_reseals_everything_while_the_server_runs(postgres: bool) {
     for (email, secret) in &users[..2] {
         signs_in_with_totp(&server, email, secret).await;
     }
+    reads_the_message(&server, &users[1].0, &recovery_codes[1][0], &message_id).await;
     // ...and seals new ones under the new key.
     let late = enroll(&install, &server, "dee@example.com").await;
     users.push(("dee@example.com".to_owned(), late.secret));
@@ -116,7 +166,7 @@ async fn keys_rotate_reseals_everything_while_the_server_runs(postgres: bool) {
     assert_eq!(after.len(), 2, "{after:?}");
     assert_ne!(after[0].0, old_id);
     assert_eq!(
-        after[0].1, 4,
+        after[0].1, 5,
         "every secret is under the new key: {after:?}"
     );
     assert_eq!(after[1], (old_id.clone(), 0), "{after:?}");
@@ -169,6 +219,7 @@ async fn keys_rotate_reseals_everything_while_the_server_runs(postgres: bool) {
     for (email, secret) in &users[2..] {
         signs_in_with_totp(&server, email, secret).await;
     }
+    reads_the_message(&server, &users[1].0, &recovery_codes[1][1], &message_id).await;
     server.kill();
     // ...but the audit chain does: its older entries were made under it.
     let unverified = install.run(&["audit", "verify"], None);
@@ -192,7 +243,7 @@ async fn keys_rotate_reseals_everything_while_the_server_runs(postgres: bool) {
     let again = rotate(&install).await;
     assert!(again.status.success(), "{}", stderr(&again));
     assert!(
-        stdout(&again).contains(": 4 sealed secrets re-sealed"),
+        stdout(&again).contains(": 5 sealed secrets re-sealed"),
         "{}",
         stdout(&again)
     );

@@ -14,6 +14,7 @@ pub mod email_factor;
 pub mod factors;
 pub mod hasher;
 pub mod login;
+pub mod messages;
 pub mod metrics;
 pub mod notices;
 pub mod password;

@@ -336,7 +336,7 @@ impl Service {
     /// whether a user without any must enroll now — by the policy's rule and grace period, and
     /// also anyone whose only factors the policy no longer allows (they had chosen two factors;
     /// dropping to one would be a downgrade).
-    async fn factors_at_sign_in(
+    pub(crate) async fn factors_at_sign_in(
         &self,
         user: &User,
         policy: &CurrentPolicy,

@@ -134,7 +134,7 @@ const LINE_WIDTH: usize = 72;
 
 /// Wraps each line of `text` at spaces to at most [`LINE_WIDTH`] characters; a word longer
 /// than that (a link) stays whole on its own line.
-fn wrap(text: &str) -> String {
+pub(crate) fn wrap(text: &str) -> String {
     let mut wrapped = String::with_capacity(text.len() + 16);
     for line in text.split('\n') {
         let mut width = 0;

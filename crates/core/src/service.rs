@@ -39,6 +39,8 @@ pub struct ServiceSettings {
     /// The limit on failed checks (passwords, codes) from one client address, whatever the
     /// account; `None` turns it off. See [`crate::throttle`].
     pub ip_lockout: Option<LockoutPolicy>,
+    /// The largest secure-message attachment accepted, in bytes (413 past it).
+    pub attachment_limit_bytes: u64,
 }
 
 impl Default for ServiceSettings {
@@ -55,6 +57,7 @@ impl Default for ServiceSettings {
             sms_inbound_number: None,
             policy_refresh: std::time::Duration::from_secs(1),
             ip_lockout: Some(crate::throttle::IP_LOCKOUT_POLICY),
+            attachment_limit_bytes: crate::messages::DEFAULT_ATTACHMENT_LIMIT_BYTES,
         }
     }
 }

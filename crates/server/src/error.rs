@@ -277,3 +277,71 @@ impl From<FactorError> for ApiError {
         }
     }
 }
+
+impl From<twofold_core::messages::MessageError> for ApiError {
+    fn from(error: twofold_core::messages::MessageError) -> Self {
+        use twofold_core::messages::MessageError;
+        use twofold_core::store::ErasedReason;
+        match error {
+            MessageError::InvalidRecipient(reason) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_email",
+                reason.to_string(),
+            ),
+            MessageError::Invalid(reason) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_message", reason)
+            }
+            MessageError::NotFound => ApiError::not_found(),
+            MessageError::Gone(ErasedReason::Expired) => ApiError::new(
+                StatusCode::GONE,
+                "message_expired",
+                "this message has expired; its content is erased",
+            ),
+            MessageError::Gone(ErasedReason::Deleted) => ApiError::new(
+                StatusCode::GONE,
+                "message_deleted",
+                "this message was deleted; its content is erased",
+            ),
+            MessageError::TwoFactorRequired => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "two_factor_required",
+                "set up two-factor authentication to read secure messages",
+            ),
+            MessageError::EmailTaken => ApiError::new(
+                StatusCode::CONFLICT,
+                "email_taken",
+                "an account with this email address exists",
+            ),
+            MessageError::AlreadySent => ApiError::new(
+                StatusCode::CONFLICT,
+                "already_sent",
+                "the message has been sent already",
+            ),
+            MessageError::TooLarge { limit } => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("the file is larger than the limit of {limit} bytes"),
+            ),
+            MessageError::TooManyAttachments => ApiError::new(
+                StatusCode::CONFLICT,
+                "too_many_attachments",
+                "a message has at most 20 attachments",
+            ),
+            MessageError::InvitationInvalid => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "invitation_invalid",
+                "this link is no longer valid; sign in instead",
+            ),
+            MessageError::Throttled { retry_after } => ApiError {
+                retry_after: Some(retry_after_seconds(retry_after)),
+                ..ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too_many_messages",
+                    "too many messages sent; wait before sending more",
+                )
+            },
+            MessageError::Overloaded => ApiError::overloaded(),
+            MessageError::Unexpected(cause) => ApiError::internal(&format!("{cause:#}")),
+        }
+    }
+}

@@ -7,7 +7,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::error::ErrorBody;
 use crate::routes::{
-    account, account_password, admin, audit, email, login, meta, phone, policy, sessions,
+    account, account_password, admin, audit, email, login, messages, meta, phone, policy, sessions,
     sms_inbound, totp, two_factor,
 };
 
@@ -60,6 +60,14 @@ The session is the cookie `twofold_session` (`__Host-twofold_session` behind an 
         audit::audit_log,
         audit::export,
         audit::verify,
+        messages::send,
+        messages::list,
+        messages::read,
+        messages::delete,
+        messages::send_draft,
+        messages::upload,
+        messages::download,
+        messages::accept_invitation,
         meta::healthz,
         meta::readyz,
         meta::openapi,
@@ -68,12 +76,14 @@ The session is the cookie `twofold_session` (`__Host-twofold_session` behind an 
         account::ActivityResponse, audit::EventView, audit::AuditPage, audit::VerifyResponse,
         admin::UserView, admin::UserListResponse, admin::NewUserRequest, admin::CreatedUserResponse, admin::UserChangeRequest, admin::InvitationResponse,
         account_password::ChangePasswordRequest, account_password::SessionsEndedResponse, sessions::SessionItem, sessions::SessionListResponse, sessions::EndSessionsRequest,
-        policy::PolicyResponse, policy::PolicySettings, policy::PolicyChangeRequest, policy::TwoFactorRuleName)),
+        policy::PolicyResponse, policy::PolicySettings, policy::PolicyChangeRequest, policy::TwoFactorRuleName,
+        messages::NewMessageRequest, messages::Recipients, messages::CreatedMessage, messages::CreatedMessagesResponse, messages::MessageListItem, messages::MessageListResponse, messages::AttachmentView, messages::MessageView, messages::UploadResponse, messages::AcceptInvitationRequest, messages::InvitationStateResponse)),
     modifiers(&CommonResponses),
     tags(
         (name = "login", description = "The login state machine"),
         (name = "account", description = "The signed-in user's account"),
         (name = "admin", description = "Administration: users, the security policy and the audit log (administrators who signed in with two factors)"),
+        (name = "messages", description = "Secure messages: sensitive data handed over behind two-factor sign-in, never in an email"),
         (name = "sms", description = "The SMS gateway's inbound webhook"),
         (name = "meta", description = "Health and this document"),
     )

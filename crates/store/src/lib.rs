@@ -12,6 +12,7 @@ pub mod testing;
 
 mod audit_rows;
 mod delivery_rows;
+mod message_rows;
 mod migration;
 mod overview_rows;
 mod rows;

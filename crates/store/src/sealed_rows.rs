@@ -16,6 +16,11 @@ pub(crate) const TOTP_NOT_UNDER: &str = "SELECT id, user_id, NULL, key_id, seale
 pub(crate) const DELIVERIES_NOT_UNDER: &str = "SELECT id, channel, recipient, key_id, \
      sealed_payload FROM deliveries WHERE key_id IS NOT NULL AND key_id <> $1 ORDER BY id LIMIT $2";
 
+/// The data keys of secure messages not erased, wrapped under another key than `$1`, at most
+/// `$2`. An erased message has no key left to re-seal.
+pub(crate) const MESSAGES_NOT_UNDER: &str = "SELECT id, NULL, NULL, key_id, wrapped_key \
+     FROM messages WHERE erased_at IS NULL AND key_id <> $1 ORDER BY id LIMIT $2";
+
 /// The compare-and-swap of an authenticator's secret: `$1`, `$2` the new key id and bytes,
 /// `$3` the row, `$4`, `$5` the key id and bytes it must still hold.
 pub(crate) const REPLACE_TOTP: &str = "UPDATE totp_authenticators \
@@ -28,14 +33,40 @@ pub(crate) const REPLACE_DELIVERY: &str = "UPDATE deliveries \
      SET key_id = $1, sealed_payload = $2 \
      WHERE id = $3 AND status = 'pending' AND key_id = $4 AND sealed_payload = $5";
 
+/// The compare-and-swap of a message's wrapped data key (parameters as in [`REPLACE_TOTP`]). A
+/// message erased meanwhile has no key any more and is left alone.
+pub(crate) const REPLACE_MESSAGE: &str = "UPDATE messages \
+     SET key_id = $1, wrapped_key = $2 \
+     WHERE id = $3 AND erased_at IS NULL AND key_id = $4 AND wrapped_key = $5";
+
 /// Every key id in use, once.
 pub(crate) const KEY_IDS: &str = "SELECT key_id FROM totp_authenticators \
-     UNION SELECT key_id FROM deliveries WHERE key_id IS NOT NULL ORDER BY 1";
+     UNION SELECT key_id FROM deliveries WHERE key_id IS NOT NULL \
+     UNION SELECT key_id FROM messages WHERE key_id IS NOT NULL ORDER BY 1";
+
+/// Where each table keeps the key ids of its sealed secrets: [`KEY_IDS`] is their union. A
+/// backup reads only the tables its copy has, since it never migrates and a database an older
+/// build left lacks the newer tables.
+pub(crate) const KEY_ID_SOURCES: [(&str, &str); 3] = [
+    (
+        "totp_authenticators",
+        "SELECT key_id FROM totp_authenticators",
+    ),
+    (
+        "deliveries",
+        "SELECT key_id FROM deliveries WHERE key_id IS NOT NULL",
+    ),
+    (
+        "messages",
+        "SELECT key_id FROM messages WHERE key_id IS NOT NULL",
+    ),
+];
 
 /// How many sealed rows each key id holds.
 pub(crate) const COUNTS: &str = "SELECT key_id, COUNT(*) FROM (\
      SELECT key_id FROM totp_authenticators \
-     UNION ALL SELECT key_id FROM deliveries WHERE key_id IS NOT NULL) AS sealed \
+     UNION ALL SELECT key_id FROM deliveries WHERE key_id IS NOT NULL \
+     UNION ALL SELECT key_id FROM messages WHERE key_id IS NOT NULL) AS sealed \
      GROUP BY key_id ORDER BY key_id";
 
 /// SQLite writes parameters `?1`, PostgreSQL `$1`.
@@ -48,15 +79,24 @@ pub(crate) fn sqlite(sql: &str) -> String {
 pub(crate) enum SealedTable {
     Totp,
     Delivery,
+    Message,
 }
 
-/// A row of [`TOTP_NOT_UNDER`] or [`DELIVERIES_NOT_UNDER`].
+/// Every table with sealed secrets, with the statement that lists its rows not under a key,
+/// in the order rotation takes them.
+pub(crate) const SEALED_TABLES: [(SealedTable, &str); 3] = [
+    (SealedTable::Totp, TOTP_NOT_UNDER),
+    (SealedTable::Delivery, DELIVERIES_NOT_UNDER),
+    (SealedTable::Message, MESSAGES_NOT_UNDER),
+];
+
+/// A row of one of the statements of [`SEALED_TABLES`].
 #[derive(Debug)]
 pub(crate) struct RawSealedRow {
     pub table: SealedTable,
     pub id: String,
-    /// The user id, or the channel.
-    pub owner: String,
+    /// The user id, or the channel; none for a message.
+    pub owner: Option<String>,
     /// The recipient of a message.
     pub recipient: Option<String>,
     pub key_id: String,
@@ -75,18 +115,21 @@ impl TryFrom<RawSealedRow> for SealedRow {
             SealedTable::Totp => SealedOwner::Totp {
                 user_id: row
                     .owner
+                    .with_context(|| format!("totp_authenticators.user_id of {id} is missing"))?
                     .parse::<UserId>()
                     .with_context(|| format!("totp_authenticators.user_id of {id}"))?,
             },
             SealedTable::Delivery => SealedOwner::Delivery {
                 channel: row
                     .owner
+                    .with_context(|| format!("deliveries.channel of {id} is missing"))?
                     .parse::<DeliveryChannel>()
                     .with_context(|| format!("deliveries.channel of {id}"))?,
                 recipient: row
                     .recipient
                     .with_context(|| format!("deliveries.recipient of {id} is missing"))?,
             },
+            SealedTable::Message => SealedOwner::Message,
         };
         Ok(SealedRow {
             id,
@@ -104,6 +147,7 @@ pub(crate) fn replace_statement(row: &SealedRow) -> &'static str {
     match row.owner {
         SealedOwner::Totp { .. } => REPLACE_TOTP,
         SealedOwner::Delivery { .. } => REPLACE_DELIVERY,
+        SealedOwner::Message => REPLACE_MESSAGE,
     }
 }
 
@@ -111,4 +155,33 @@ pub(crate) fn replace_statement(row: &SealedRow) -> &'static str {
 pub(crate) fn count(key_id: String, count: i64) -> anyhow::Result<(String, u64)> {
     let count = u64::try_from(count).with_context(|| format!("count of key {key_id}"))?;
     Ok((key_id, count))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(sql: &str) -> String {
+        sql.split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+
+    #[test]
+    fn key_ids_unite_every_source() {
+        let union = KEY_ID_SOURCES
+            .iter()
+            .map(|(_, select)| *select)
+            .collect::<Vec<_>>()
+            .join(" UNION ");
+        assert_eq!(words(KEY_IDS), words(&format!("{union} ORDER BY 1")));
+        for (table, sql) in SEALED_TABLES {
+            let name = match table {
+                SealedTable::Totp => "totp_authenticators",
+                SealedTable::Delivery => "deliveries",
+                SealedTable::Message => "messages",
+            };
+            assert!(sql.contains(&format!("FROM {name} ")), "{sql}");
+            assert!(KEY_ID_SOURCES.iter().any(|(source, _)| *source == name));
+            assert!(COUNTS.contains(&format!("FROM {name}")), "{name}");
+        }
+    }
 }

@@ -68,10 +68,16 @@ pub enum EventKind {
     InvitationSent,
     PolicyChanged,
     AuditPurged,
+    MessageSent,
+    MessageRead,
+    MessageDownloaded,
+    MessageExpired,
+    MessageDeleted,
+    InvitationAccepted,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 20] = [
+    pub const ALL: [EventKind; 26] = [
         EventKind::SignInSucceeded,
         EventKind::SignInFailed,
         EventKind::SignedOut,
@@ -92,6 +98,12 @@ impl EventKind {
         EventKind::InvitationSent,
         EventKind::PolicyChanged,
         EventKind::AuditPurged,
+        EventKind::MessageSent,
+        EventKind::MessageRead,
+        EventKind::MessageDownloaded,
+        EventKind::MessageExpired,
+        EventKind::MessageDeleted,
+        EventKind::InvitationAccepted,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -116,6 +128,12 @@ impl EventKind {
             EventKind::InvitationSent => "invitation_sent",
             EventKind::PolicyChanged => "policy_changed",
             EventKind::AuditPurged => "audit_purged",
+            EventKind::MessageSent => "message_sent",
+            EventKind::MessageRead => "message_read",
+            EventKind::MessageDownloaded => "message_downloaded",
+            EventKind::MessageExpired => "message_expired",
+            EventKind::MessageDeleted => "message_deleted",
+            EventKind::InvitationAccepted => "invitation_accepted",
         }
     }
 
@@ -146,6 +164,12 @@ impl EventKind {
             EventKind::InvitationSent => "Invitation sent",
             EventKind::PolicyChanged => "Security policy changed",
             EventKind::AuditPurged => "Old audit entries removed (retention)",
+            EventKind::MessageSent => "Secure message sent",
+            EventKind::MessageRead => "Secure message opened",
+            EventKind::MessageDownloaded => "Secure message attachment downloaded",
+            EventKind::MessageExpired => "Secure message expired and erased",
+            EventKind::MessageDeleted => "Secure message deleted",
+            EventKind::InvitationAccepted => "Invitation link used",
         }
     }
 }

@@ -18,6 +18,7 @@ use crate::user::{User, UserId};
 
 mod audit;
 mod deliveries;
+mod messages;
 mod overview;
 mod throttle;
 
@@ -28,6 +29,10 @@ pub use audit::{
 pub use deliveries::{
     Delivery, DeliveryCounts, DeliveryFailureState, DeliveryQueueStore, FailedDelivery,
     NewDelivery, PendingByChannel,
+};
+pub use messages::{
+    AttachmentRecord, ErasedReason, InvitationRecord, MessageRecord, MessageStore, NewAttachment,
+    NewInvitation, NewMessage, SealedContent,
 };
 pub use overview::{FactorOverview, TotpUse};
 pub use throttle::{FailureCount, LockoutPolicy, ThrottleStore};
@@ -315,13 +320,14 @@ pub trait FactorStore: Send + Sync {
     /// Every factor the user has, in one read.
     async fn factor_overview(&self, user_id: UserId) -> Result<FactorOverview, StoreError>;
 
-    /// The ids of the master keys that sealed the stored authenticators and queued messages,
-    /// so that start-up can refuse to run without a key the database needs.
+    /// The ids of the master keys that sealed the stored authenticators, queued deliveries and
+    /// secure messages' data keys, so that start-up can refuse to run without a key the database needs.
     async fn sealed_key_ids(&self) -> Result<Vec<String>, StoreError>;
 
     // Sealed secrets across tables, for master-key rotation (`twofold keys rotate`).
 
-    /// Up to `limit` sealed rows (authenticators, then pending queued messages) whose key id is
+    /// Up to `limit` sealed rows (authenticators, pending queued deliveries, data keys of secure
+    /// messages not erased) whose key id is
     /// not `key_id`, each with what its associated data is built from.
     async fn sealed_rows_not_under(
         &self,
@@ -336,7 +342,7 @@ pub trait FactorStore: Send + Sync {
     async fn replace_sealed(&self, row: &SealedRow, new: &SealedSecret)
     -> Result<bool, StoreError>;
 
-    /// How many sealed rows (authenticators and queued messages) each key id holds.
+    /// How many sealed rows (authenticators, queued deliveries, message keys) each key id holds.
     async fn sealed_counts(&self) -> Result<Vec<(String, u64)>, StoreError>;
 
     /// The user's verified phone: the SMS factor and the fallback phone for a reset.
@@ -409,6 +415,8 @@ pub enum SealedOwner {
         channel: crate::delivery::DeliveryChannel,
         recipient: String,
     },
+    /// The data key of a secure message (`messages.wrapped_key`); the row id is the message's.
+    Message,
 }
 
 /// A user's verified phone number.
@@ -576,6 +584,7 @@ pub struct Stores {
     pub deliveries: Arc<dyn DeliveryQueueStore>,
     pub policy: Arc<dyn PolicyStore>,
     pub audit: Arc<dyn AuditStore>,
+    pub messages: Arc<dyn MessageStore>,
     pub health: Arc<dyn HealthCheck>,
 }
 

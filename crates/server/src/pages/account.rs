@@ -6,8 +6,8 @@
 
 use askama::Template;
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
 use time::format_description::BorrowedFormatItem;
 use time::macros::format_description;
 use time::{OffsetDateTime, UtcOffset};
@@ -120,12 +120,36 @@ fn notice_of(query: Option<&str>) -> Option<&'static str> {
     })
 }
 
+/// The notice of a signed-in user with a secure message waiting (the return cookie) and no
+/// second factor to read it with.
+const MESSAGE_WAITING: &str = "A secure message is waiting for you. Set up two-factor authentication to read it: you are taken to it when you are done.";
+
+/// `GET /account`, where every finished sign-in and enrollment lands. A browser that asked for
+/// a secure message on the way (the return cookie) goes on to it, once its user has a second
+/// factor to read it with; until then the cookie stays and the page says why.
 pub async fn account_page(
     State(state): State<AppState>,
     headers: HeaderMap,
     CurrentSession(session): CurrentSession,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
+    let mut notice = notice_of(query.as_deref());
+    if let Some(path) = state.cookies.return_path(&headers) {
+        if state
+            .service
+            .usable_methods(&session.user)
+            .await?
+            .is_empty()
+        {
+            notice = Some(MESSAGE_WAITING);
+        } else {
+            let mut response = Redirect::to(path).into_response();
+            response
+                .headers_mut()
+                .append(header::SET_COOKIE, state.cookies.clear_return_cookie());
+            return Ok(response);
+        }
+    }
     let summary = state.service.account_summary(&session.user).await?;
     let phone = current_phone(&state, &session.user).await?;
     let csrf = Csrf::for_request(&state, &headers)?;
@@ -167,7 +191,7 @@ pub async fn account_page(
         required_reason: required.then_some(REQUIRED_REASON),
         few_recovery_codes: has_factor && summary.recovery_codes_left < FEW_RECOVERY_CODES,
         recovery_codes_left: summary.recovery_codes_left,
-        notice: notice_of(query.as_deref()),
+        notice,
         activity,
         sessions,
         administration,

@@ -1,7 +1,9 @@
 //! The Users list of the administration (seed 004, steps 2 to 4), and the new-user form, whose
 //! "Two-Factor Authentication" choice is "No" until the administrator picks "Yes". The new
-//! user's temporary password is shown once, on the answer to the form: it is never emailed
-//! (the user is emailed only that an account exists) and never stored in clear.
+//! user's temporary password is either sent to them as a secure message (seed 000: the
+//! administrator never sees it; the box is ticked by default) or shown once, on the answer to
+//! the form. It is never emailed (the email only links to the message, or says that an account
+//! exists) and never stored in clear.
 
 use askama::Template;
 use axum::extract::{RawQuery, State};
@@ -10,10 +12,11 @@ use axum::response::Response;
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 use twofold_core::accounts::{AccountError, NewAccount};
+use twofold_core::messages::MessageError;
 
 use super::account::utc_minute;
 use super::admin::{Section, Tab, USERS_PER_PAGE, methods_text, query_value, tabs, user_href};
-use super::{Csrf, CsrfProtected, PageForm, render};
+use super::{Csrf, CsrfProtected, PageForm, render, with_retry_after};
 use crate::error::ApiError;
 use crate::gate::CurrentSession;
 use crate::state::AppState;
@@ -133,7 +136,20 @@ struct NewUserPage<'a> {
     email: &'a str,
     administrator: bool,
     require_two_factor: bool,
+    /// "Send the temporary password to the user as a secure message".
+    by_message: bool,
     error: Option<String>,
+}
+
+/// The answer to the new-user form when the password went as a secure message.
+#[derive(Template)]
+#[template(path = "admin_user_messaged.html")]
+struct MessagedPage<'a> {
+    title: &'a str,
+    csrf: &'a str,
+    tabs: [Tab; 3],
+    email: &'a str,
+    user_href: &'a str,
 }
 
 /// The answer to the new-user form and to "Send invitation again": the temporary password,
@@ -164,6 +180,7 @@ pub async fn new_user_form(
         email: "",
         administrator: false,
         require_two_factor: false,
+        by_message: true,
         error: None,
     };
     Ok(csrf.apply(render(StatusCode::OK, &page)))
@@ -180,6 +197,8 @@ pub struct NewUserForm {
     /// `no` or `yes`.
     #[serde(default)]
     two_factor: String,
+    /// The "send as a secure message" checkbox: present when ticked.
+    by_message: Option<String>,
 }
 
 impl CsrfProtected for NewUserForm {
@@ -188,7 +207,8 @@ impl CsrfProtected for NewUserForm {
     }
 }
 
-/// `POST /admin/users/new`: creates the user and shows the temporary password once.
+/// `POST /admin/users/new`: creates the user and sends the temporary password as a secure
+/// message, or shows it once.
 pub async fn new_user_submit(
     State(state): State<AppState>,
     CurrentSession(session): CurrentSession,
@@ -196,6 +216,7 @@ pub async fn new_user_submit(
 ) -> Result<Response, ApiError> {
     let administrator = form.administrator.is_some();
     let require_two_factor = form.two_factor == "yes";
+    let by_message = form.by_message.is_some();
     let again = |status: StatusCode, error: String| {
         let page = NewUserPage {
             title: "New user",
@@ -204,6 +225,7 @@ pub async fn new_user_submit(
             email: &form.email,
             administrator,
             require_two_factor,
+            by_message,
             error: Some(error),
         };
         Ok(render(status, &page))
@@ -220,6 +242,57 @@ pub async fn new_user_submit(
         is_admin: administrator,
         require_2fa: require_two_factor,
     };
+    if by_message {
+        let messaged = match state
+            .service
+            .create_account_by_message(&session.user, account, None)
+            .await
+        {
+            Ok(messaged) => messaged,
+            Err(MessageError::InvalidRecipient(reason)) => {
+                return again(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    super::forms::sentence(&reason.to_string()),
+                );
+            }
+            Err(MessageError::Invalid(reason)) => {
+                return again(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    super::forms::sentence(reason),
+                );
+            }
+            Err(MessageError::EmailTaken) => {
+                return again(
+                    StatusCode::CONFLICT,
+                    "A user with this email address exists already.".to_owned(),
+                );
+            }
+            Err(MessageError::Overloaded) => {
+                return again(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "The server is busy. Try again in a few seconds.".to_owned(),
+                );
+            }
+            Err(MessageError::Throttled { retry_after }) => {
+                let response = again(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "You have sent too many secure messages in the last hour. Wait, then try again."
+                        .to_owned(),
+                )?;
+                return Ok(with_retry_after(response, retry_after));
+            }
+            Err(other) => return Err(other.into()),
+        };
+        let href = user_href(messaged.user.id);
+        let page = MessagedPage {
+            title: "User created",
+            csrf: &form.csrf,
+            tabs: tabs(Section::Users),
+            email: messaged.user.email.as_str(),
+            user_href: &href,
+        };
+        return Ok(render(StatusCode::OK, &page));
+    }
     let created = match state
         .service
         .create_account(Some(session.user.id), account)

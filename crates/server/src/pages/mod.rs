@@ -14,6 +14,7 @@ pub mod email;
 pub mod enroll;
 pub mod forms;
 pub mod login;
+pub mod messages;
 pub mod password;
 pub mod phone;
 pub mod recovery;
@@ -83,7 +84,7 @@ fn is_token(value: &str) -> bool {
 /// Whether a submitted form comes from this origin and its token matches the browser's CSRF
 /// cookie. The origin check stops forms posted from another port or subdomain of the same host,
 /// which could otherwise plant a CSRF cookie of their choosing (cookies ignore ports).
-fn csrf_matches(state: &AppState, headers: &HeaderMap, submitted: &str) -> bool {
+pub(crate) fn csrf_matches(state: &AppState, headers: &HeaderMap, submitted: &str) -> bool {
     if !same_origin(headers) {
         return false;
     }
@@ -353,7 +354,7 @@ where
 }
 
 /// The answer to a form whose CSRF token did not match.
-fn csrf_failure() -> Response {
+pub(crate) fn csrf_failure() -> Response {
     render(
         StatusCode::FORBIDDEN,
         &MessagePage::to_sign_in(

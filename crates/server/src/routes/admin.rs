@@ -135,6 +135,11 @@ pub struct NewUserRequest {
     /// Require a second factor: the user sets one up at the first sign-in.
     #[serde(default)]
     pub require_2fa: bool,
+    /// Send the generated temporary password to the new user as a secure message instead of
+    /// returning it: the link in their email lets them set up a second factor, then shows the
+    /// password. Not with `password`.
+    #[serde(default)]
+    pub deliver_by_message: bool,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -144,6 +149,9 @@ pub struct CreatedUserResponse {
     /// The generated temporary password, shown this once; absent when a password was given.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub temporary_password: Option<String>,
+    /// With `deliver_by_message`: the secure message holding the temporary password.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
 }
 
 /// Creates a user and emails them that the account exists (never the password).
@@ -160,6 +168,9 @@ pub async fn create_user(
     CurrentSession(session): CurrentSession,
     JsonBody(request): JsonBody<NewUserRequest>,
 ) -> Result<Response, ApiError> {
+    if request.deliver_by_message {
+        return create_user_by_message(&state, &session, request).await;
+    }
     let created = state
         .service
         .create_account(
@@ -179,12 +190,53 @@ pub async fn create_user(
         temporary_password: created
             .temporary_password
             .map(|secret| secret.expose_secret().to_owned()),
+        message_id: None,
     };
+    Ok(created_response(&location, body))
+}
+
+fn created_response(location: &str, body: CreatedUserResponse) -> Response {
     let mut response = (StatusCode::CREATED, Json(body)).into_response();
-    if let Ok(location) = HeaderValue::from_str(&location) {
+    if let Ok(location) = HeaderValue::from_str(location) {
         response.headers_mut().insert(header::LOCATION, location);
     }
-    Ok(response)
+    response
+}
+
+/// `deliver_by_message`: the temporary password goes to the user as a secure message.
+async fn create_user_by_message(
+    state: &AppState,
+    session: &twofold_core::login::ActiveSession,
+    request: NewUserRequest,
+) -> Result<Response, ApiError> {
+    if request.password.is_some() {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+            "deliver_by_message sends a generated temporary password; leave out password",
+        ));
+    }
+    let created = state
+        .service
+        .create_account_by_message(
+            &session.user,
+            NewAccount {
+                email: &request.email,
+                password: None,
+                is_admin: request.admin,
+                require_2fa: request.require_2fa,
+            },
+            None,
+        )
+        .await?;
+    let user = state.service.admin_user(created.user.id).await?;
+    let location = format!("/api/v1/admin/users/{}", created.user.id);
+    let body = CreatedUserResponse {
+        user: user.into(),
+        temporary_password: None,
+        message_id: Some(created.message_id.to_string()),
+    };
+    Ok(created_response(&location, body))
 }
 
 /// The user named by the path's `{id}`: a malformed id names nobody, so it is a 404 like an

@@ -6,6 +6,7 @@ pub mod admin;
 pub mod audit;
 pub mod email;
 pub mod login;
+pub mod messages;
 pub mod meta;
 pub mod phone;
 pub mod policy;
@@ -37,6 +38,7 @@ const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10
 #[rustfmt::skip] // one route per line reads as a table
 pub fn table(state: AppState) -> RouteTable {
     use crate::pages::{account as account_page, email as email_pages, enroll as enroll_pages, login as login_pages, phone as phone_pages, recovery as recovery_pages, recovery_email as recovery_email_pages, reset as reset_pages, totp as totp_pages, two_factor as two_factor_pages, verify as verify_page};
+    let upload_limit = upload_body_limit(state.service.settings().attachment_limit_bytes);
     RouteTable::new(state)
         // JSON API
         .route("/api/v1/login", Gate::OptionalSession, post(login::login))
@@ -65,6 +67,12 @@ pub fn table(state: AppState) -> RouteTable {
         .route("/api/v1/account/sessions", Gate::Api(AUTHENTICATED), get(sessions::list_sessions))
         .route("/api/v1/account/sessions/end-others", Gate::Api(AUTHENTICATED), post(sessions::end_other_sessions))
         .route("/api/v1/account/sessions/{id}", Gate::Api(AUTHENTICATED), delete(sessions::end_session))
+        .route("/api/v1/messages", Gate::Api(AUTHENTICATED), get(messages::list).post(messages::send))
+        .route("/api/v1/messages/{id}", Gate::Api(AUTHENTICATED), get(messages::read).delete(messages::delete))
+        .route("/api/v1/messages/{id}/send", Gate::Api(AUTHENTICATED), post(messages::send_draft))
+        .route("/api/v1/messages/{id}/attachments", Gate::Api(AUTHENTICATED), post(messages::upload).layer(DefaultBodyLimit::max(upload_limit)))
+        .route("/api/v1/messages/{id}/attachments/{aid}", Gate::Api(AUTHENTICATED), get(messages::download))
+        .route("/api/v1/invitations/accept", Gate::Public, post(messages::accept_invitation))
         .route("/api/v1/sms/inbound", Gate::Public, post(sms_inbound::inbound))
         .route("/api/openapi.json", Gate::Public, get(meta::openapi))
         .route("/healthz", Gate::Public, get(meta::healthz))
@@ -110,6 +118,12 @@ pub fn table(state: AppState) -> RouteTable {
         .route("/account/sessions/{id}/end", Gate::Page(AUTHENTICATED), get(pages::sessions::end_one_page).post(pages::sessions::end_one_submit))
         .route("/account/two-factor/disable", Gate::Page(AUTHENTICATED), get(two_factor_pages::disable_intro).post(two_factor_pages::disable_send))
         .route("/account/two-factor/disable/confirm", Gate::Page(AUTHENTICATED), get(two_factor_pages::disable_code_form).post(two_factor_pages::disable_confirm))
+        .route("/messages", Gate::Page(AUTHENTICATED), get(pages::messages::list_page))
+        .route("/messages/new", Gate::Page(AUTHENTICATED), get(pages::messages::compose_page).post(pages::messages::compose_submit).layer(DefaultBodyLimit::max(upload_limit)))
+        .route("/messages/{id}", Gate::OptionalSession, get(pages::messages::read_page))
+        .route("/messages/{id}/invitation", Gate::OptionalSession, post(pages::messages::accept_invitation))
+        .route("/messages/{id}/attachments/{aid}", Gate::Page(AUTHENTICATED), get(pages::messages::download))
+        .route("/messages/{id}/delete", Gate::Page(AUTHENTICATED), get(pages::messages::delete_page).post(pages::messages::delete_submit))
         // Administration pages
         .route("/admin", Gate::AdminPage, get(pages::admin::home))
         .route("/admin/users", Gate::AdminPage, get(pages::admin_users::users_page))
@@ -128,6 +142,14 @@ pub fn table(state: AppState) -> RouteTable {
         .route("/admin/audit/verify", Gate::AdminPage, get(pages::admin_audit::verify_page).post(pages::admin_audit::verify_submit))
         .route("/static/app.css", Gate::Public, get(pages::stylesheet))
         .route("/static/print.js", Gate::Public, get(pages::print_script))
+}
+
+/// The largest multipart body of an upload: as many files of the largest size as a message
+/// may hold, and room for the form's other fields. Each file is held to the limit on its own
+/// as it streams in (413 at the first byte past it).
+pub fn upload_body_limit(attachment_limit: u64) -> usize {
+    let files = attachment_limit.saturating_mul(twofold_core::messages::MAX_ATTACHMENTS as u64);
+    usize::try_from(files.saturating_add(1024 * 1024)).unwrap_or(usize::MAX)
 }
 
 /// The whole application, ready to serve, and the inventory of its routes.

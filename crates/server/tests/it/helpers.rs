@@ -51,6 +51,8 @@ pub struct Options {
     pub ip_lockout: Option<twofold_core::store::LockoutPolicy>,
     /// Trusted proxies and the client-address header.
     pub client_ip: twofold_server::context::ClientIpSettings,
+    /// The largest secure-message attachment.
+    pub attachment_limit_bytes: u64,
 }
 
 impl Default for Options {
@@ -62,6 +64,7 @@ impl Default for Options {
             sms_inbound: None,
             ip_lockout: ServiceSettings::default().ip_lockout,
             client_ip: Default::default(),
+            attachment_limit_bytes: ServiceSettings::default().attachment_limit_bytes,
         }
     }
 }
@@ -101,6 +104,7 @@ pub async fn start_on(database: TestDatabase, options: Options) -> TestApp {
             .as_ref()
             .map(|(number, _)| number.clone()),
         ip_lockout: options.ip_lockout,
+        attachment_limit_bytes: options.attachment_limit_bytes,
         ..ServiceSettings::default()
     };
     let senders = Senders {

@@ -12,6 +12,7 @@ mod bypass;
 mod codes;
 mod listener;
 mod login;
+mod messages;
 mod metrics;
 mod pages;
 mod sessions;

@@ -228,6 +228,86 @@ CREATE TABLE audit_anchor (
 );
 "#,
     },
+    Migration {
+        version: 7,
+        sql: r#"
+-- Secure messages. The content (the data key sealed under the master key, as key_id and
+-- wrapped_key, and the subject and body sealed under the data key) is present exactly while
+-- the message is not erased; erasing NULLs it and deletes the attachments in one transaction,
+-- and the row stays so that both parties are told why the message is gone. A draft has no
+-- sent_at yet.
+CREATE TABLE messages (
+    id TEXT PRIMARY KEY,
+    sender_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    recipient_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    key_id TEXT,
+    wrapped_key BYTEA,
+    sealed_subject BYTEA,
+    sealed_body BYTEA,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    delete_after_read BOOLEAN NOT NULL,
+    sent_at BIGINT,
+    read_at BIGINT,
+    erased_at BIGINT,
+    erased_reason TEXT CHECK (erased_reason IN ('expired', 'deleted')),
+    CHECK (
+        (erased_at IS NULL AND erased_reason IS NULL
+            AND key_id IS NOT NULL AND wrapped_key IS NOT NULL
+            AND sealed_subject IS NOT NULL AND sealed_body IS NOT NULL)
+        OR (erased_at IS NOT NULL AND erased_reason IS NOT NULL
+            AND key_id IS NULL AND wrapped_key IS NULL
+            AND sealed_subject IS NULL AND sealed_body IS NULL)
+    )
+);
+
+-- A user's messages, newest first, from each side; also the cascades when a user is deleted.
+CREATE INDEX messages_sender ON messages(sender_id, created_at);
+CREATE INDEX messages_recipient ON messages(recipient_id, created_at);
+-- The messages still to erase when they expire.
+CREATE INDEX messages_expiry ON messages(expires_at) WHERE erased_at IS NULL;
+
+-- Attachments, each sealed under its message's data key in numbered chunks. An upload is
+-- complete once its size and chunk count are recorded; only complete ones are listed.
+CREATE TABLE message_attachments (
+    id TEXT PRIMARY KEY,
+    message_id TEXT NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+    sealed_name BYTEA NOT NULL,
+    size BIGINT CHECK (size >= 0),
+    chunks BIGINT CHECK (chunks >= 0),
+    complete BOOLEAN NOT NULL DEFAULT FALSE,
+    created_at BIGINT NOT NULL,
+    CHECK (
+        (NOT complete AND size IS NULL AND chunks IS NULL)
+        OR (complete AND size IS NOT NULL AND chunks IS NOT NULL)
+    )
+);
+
+CREATE INDEX message_attachments_message ON message_attachments(message_id, created_at);
+CREATE INDEX message_attachments_uploads ON message_attachments(created_at) WHERE NOT complete;
+
+CREATE TABLE message_chunks (
+    attachment_id TEXT NOT NULL REFERENCES message_attachments(id) ON DELETE CASCADE,
+    seq BIGINT NOT NULL CHECK (seq >= 0),
+    sealed BYTEA NOT NULL,
+    UNIQUE (attachment_id, seq)
+);
+
+-- Links that let a recipient who cannot sign in yet take a first session: only the SHA-256
+-- of the token is stored, and using one deletes every invitation of its user.
+CREATE TABLE message_invitations (
+    token_hash BYTEA PRIMARY KEY CHECK (octet_length(token_hash) = 32),
+    user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    message_id TEXT NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+    choose_password BOOLEAN NOT NULL,
+    expires_at BIGINT NOT NULL
+);
+
+CREATE INDEX message_invitations_user ON message_invitations(user_id);
+CREATE INDEX message_invitations_message ON message_invitations(message_id);
+CREATE INDEX message_invitations_expiry ON message_invitations(expires_at);
+"#,
+    },
 ];
 
 /// Serialises migrations across instances sharing the database ("twofold" + 1).

@@ -9,6 +9,7 @@ mod codes;
 mod deliveries;
 mod enrollment;
 mod factors;
+mod messages;
 mod migrations;
 mod policy;
 mod sealed;
@@ -94,6 +95,7 @@ impl PostgresStore {
             deliveries: store.clone(),
             policy: store.clone(),
             audit: store.clone(),
+            messages: store.clone(),
             health: store,
         }
     }

@@ -6,10 +6,7 @@
 use twofold_core::store::{SealedRow, SealedSecret, StoreError};
 
 use super::{PostgresStore, store_error};
-use crate::sealed_rows::{
-    COUNTS, DELIVERIES_NOT_UNDER, KEY_IDS, RawSealedRow, SealedTable, TOTP_NOT_UNDER, count,
-    replace_statement,
-};
+use crate::sealed_rows::{COUNTS, KEY_IDS, RawSealedRow, SEALED_TABLES, count, replace_statement};
 
 impl PostgresStore {
     pub(super) async fn sealed_key_ids_in_use(&self) -> Result<Vec<String>, StoreError> {
@@ -30,10 +27,7 @@ impl PostgresStore {
     ) -> Result<Vec<SealedRow>, StoreError> {
         const OPERATION: &str = "sealed_rows_not_under";
         let mut found = Vec::new();
-        for (table, sql) in [
-            (SealedTable::Totp, TOTP_NOT_UNDER),
-            (SealedTable::Delivery, DELIVERIES_NOT_UNDER),
-        ] {
+        for (table, sql) in SEALED_TABLES {
             let left = i64::from(limit).saturating_sub(found.len() as i64);
             if left <= 0 {
                 break;

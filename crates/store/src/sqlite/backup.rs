@@ -13,7 +13,7 @@ use anyhow::{Context, bail};
 use rusqlite::{Connection, OpenFlags};
 
 use super::connection::open_reader;
-use crate::sealed_rows::{KEY_IDS, sqlite};
+use crate::sealed_rows::KEY_ID_SOURCES;
 
 /// Writes a consistent snapshot of the database file `source` to `destination`, which must not
 /// exist, with mode 0600 (it holds password hashes), synced to disk before this returns. The
@@ -69,11 +69,31 @@ fn backup_blocking(source: &Path, destination: &Path) -> anyhow::Result<Vec<Stri
     }
     let copy = Connection::open_with_flags(destination, OpenFlags::SQLITE_OPEN_READ_ONLY)
         .with_context(|| format!("cannot open the copy {}", destination.display()))?;
-    let key_ids = copy
-        .prepare(&sqlite(KEY_IDS))
-        .and_then(|mut statement| statement.query_map([], |row| row.get(0))?.collect())
+    let key_ids = sealed_key_ids(&copy)
         .with_context(|| format!("cannot read the key ids in {}", destination.display()))?;
     Ok(key_ids)
+}
+
+/// The key ids the sealed secrets in `copy` need, from the sealed tables it has: a database
+/// last migrated by an older build lacks the newer ones (a backup never migrates).
+fn sealed_key_ids(copy: &Connection) -> rusqlite::Result<Vec<String>> {
+    let mut selects = Vec::new();
+    for (table, select) in KEY_ID_SOURCES {
+        let present: bool = copy.query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1)",
+            [table],
+            |row| row.get(0),
+        )?;
+        if present {
+            selects.push(select);
+        }
+    }
+    if selects.is_empty() {
+        return Ok(Vec::new());
+    }
+    copy.prepare(&format!("{} ORDER BY 1", selects.join(" UNION ")))?
+        .query_map([], |row| row.get(0))?
+        .collect()
 }
 
 #[cfg(test)]
@@ -117,6 +137,16 @@ mod tests {
             .query_row("SELECT x FROM t", [], |row| row.get(0))
             .unwrap();
         assert_eq!(value, "kept");
+        // The copy above had no `messages` table (as a database older builds left); with one,
+        // its keys count too.
+        writer
+            .execute_batch(
+                "CREATE TABLE messages (key_id TEXT); INSERT INTO messages VALUES ('k3'), (NULL);",
+            )
+            .unwrap();
+        let with_messages = directory.path().join("copy-with-messages.db");
+        let key_ids = backup(source.clone(), with_messages).await.unwrap();
+        assert_eq!(key_ids, ["k1", "k2", "k3"]);
         drop(writer);
 
         let again = backup(source, destination.clone()).await.unwrap_err();

@@ -53,6 +53,8 @@ pub struct ConnectionPragmas {
     pub synchronous: i64,
     pub foreign_keys: i64,
     pub busy_timeout_ms: i64,
+    /// 1 is ON: deleted content is overwritten with zeros (see [`configure`]).
+    pub secure_delete: i64,
     pub read_only: bool,
 }
 
@@ -545,6 +547,12 @@ fn configure(connection: &Connection) -> anyhow::Result<()> {
     connection
         .pragma_update(None, "foreign_keys", "ON")
         .context("setting foreign_keys=ON")?;
+    // Erased message content (and every other deleted row) is overwritten with zeros in its
+    // page, so a checkpoint leaves none of it in the database file's free space. Only the
+    // writer deletes; the readers carry it so that every connection reports alike.
+    connection
+        .pragma_update(None, "secure_delete", "ON")
+        .context("setting secure_delete=ON")?;
     connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
     Ok(())
 }
@@ -555,6 +563,7 @@ fn read_pragmas(connection: &Connection) -> rusqlite::Result<ConnectionPragmas> 
         synchronous: connection.pragma_query_value(None, "synchronous", |row| row.get(0))?,
         foreign_keys: connection.pragma_query_value(None, "foreign_keys", |row| row.get(0))?,
         busy_timeout_ms: connection.pragma_query_value(None, "busy_timeout", |row| row.get(0))?,
+        secure_delete: connection.pragma_query_value(None, "secure_delete", |row| row.get(0))?,
         read_only: connection.is_readonly(rusqlite::MAIN_DB)?,
     })
 }

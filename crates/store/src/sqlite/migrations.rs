@@ -224,6 +224,88 @@ CREATE TABLE audit_anchor (
 ) STRICT;
 "#,
     },
+    Migration {
+        version: 7,
+        sql: r#"
+-- Secure messages. The content (the data key sealed under the master key, as key_id and
+-- wrapped_key, and the subject and body sealed under the data key) is present exactly while
+-- the message is not erased; erasing NULLs it and deletes the attachments in one transaction,
+-- and the row stays so that both parties are told why the message is gone. A draft has no
+-- sent_at yet.
+CREATE TABLE messages (
+    id TEXT NOT NULL PRIMARY KEY,
+    sender_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    recipient_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    key_id TEXT,
+    wrapped_key BLOB,
+    sealed_subject BLOB,
+    sealed_body BLOB,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    delete_after_read INTEGER NOT NULL CHECK (delete_after_read IN (0, 1)),
+    sent_at INTEGER,
+    read_at INTEGER,
+    erased_at INTEGER,
+    erased_reason TEXT CHECK (erased_reason IN ('expired', 'deleted')),
+    CHECK (
+        (erased_at IS NULL AND erased_reason IS NULL
+            AND key_id IS NOT NULL AND wrapped_key IS NOT NULL
+            AND sealed_subject IS NOT NULL AND sealed_body IS NOT NULL)
+        OR (erased_at IS NOT NULL AND erased_reason IS NOT NULL
+            AND key_id IS NULL AND wrapped_key IS NULL
+            AND sealed_subject IS NULL AND sealed_body IS NULL)
+    )
+) STRICT;
+
+-- A user's messages, newest first, from each side; also the cascades when a user is deleted.
+CREATE INDEX messages_sender ON messages(sender_id, created_at);
+CREATE INDEX messages_recipient ON messages(recipient_id, created_at);
+-- The messages still to erase when they expire.
+CREATE INDEX messages_expiry ON messages(expires_at) WHERE erased_at IS NULL;
+
+-- Attachments, each sealed under its message's data key in numbered chunks. An upload is
+-- complete once its size and chunk count are recorded; only complete ones are listed.
+CREATE TABLE message_attachments (
+    id TEXT NOT NULL PRIMARY KEY,
+    message_id TEXT NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+    sealed_name BLOB NOT NULL,
+    size INTEGER CHECK (size >= 0),
+    chunks INTEGER CHECK (chunks >= 0),
+    complete INTEGER NOT NULL DEFAULT 0 CHECK (complete IN (0, 1)),
+    created_at INTEGER NOT NULL,
+    CHECK (
+        (complete = 0 AND size IS NULL AND chunks IS NULL)
+        OR (complete = 1 AND size IS NOT NULL AND chunks IS NOT NULL)
+    )
+) STRICT;
+
+CREATE INDEX message_attachments_message ON message_attachments(message_id, created_at);
+CREATE INDEX message_attachments_uploads ON message_attachments(created_at) WHERE complete = 0;
+
+-- A rowid table, not WITHOUT ROWID: a chunk (up to 256 KiB sealed) then lives in overflow
+-- pages of its own instead of bloating the pages of a clustered index.
+CREATE TABLE message_chunks (
+    attachment_id TEXT NOT NULL REFERENCES message_attachments(id) ON DELETE CASCADE,
+    seq INTEGER NOT NULL CHECK (seq >= 0),
+    sealed BLOB NOT NULL,
+    UNIQUE (attachment_id, seq)
+) STRICT;
+
+-- Links that let a recipient who cannot sign in yet take a first session: only the SHA-256
+-- of the token is stored, and using one deletes every invitation of its user.
+CREATE TABLE message_invitations (
+    token_hash BLOB NOT NULL PRIMARY KEY CHECK (length(token_hash) = 32),
+    user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    message_id TEXT NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+    choose_password INTEGER NOT NULL CHECK (choose_password IN (0, 1)),
+    expires_at INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+
+CREATE INDEX message_invitations_user ON message_invitations(user_id);
+CREATE INDEX message_invitations_message ON message_invitations(message_id);
+CREATE INDEX message_invitations_expiry ON message_invitations(expires_at);
+"#,
+    },
 ];
 
 /// Applies every pending migration, each in its own transaction.

@@ -1,7 +1,8 @@
 //! The SQLite backend: one file in WAL mode, one writer connection and a few readers.
 //!
-//! Every commit is synced (`synchronous=FULL`), foreign keys are enforced, and a statement
-//! waits up to five seconds for another process's write lock before it fails.
+//! Every commit is synced (`synchronous=FULL`), foreign keys are enforced, deleted content is
+//! overwritten with zeros (`secure_delete`), and a statement waits up to five seconds for
+//! another process's write lock before it fails.
 
 mod audit;
 mod backup;
@@ -11,6 +12,7 @@ mod connection;
 mod deliveries;
 mod enrollment;
 mod factors;
+mod messages;
 mod migrations;
 mod policy;
 mod sealed;
@@ -80,6 +82,7 @@ impl SqliteStore {
             deliveries: store.clone(),
             policy: store.clone(),
             audit: store.clone(),
+            messages: store.clone(),
             health: store,
         }
     }

@@ -6,8 +6,7 @@ use twofold_core::store::{SealedRow, SealedSecret, StoreError};
 
 use super::SqliteStore;
 use crate::sealed_rows::{
-    COUNTS, DELIVERIES_NOT_UNDER, KEY_IDS, RawSealedRow, SealedTable, TOTP_NOT_UNDER, count,
-    replace_statement, sqlite,
+    COUNTS, KEY_IDS, RawSealedRow, SEALED_TABLES, count, replace_statement, sqlite,
 };
 
 impl SqliteStore {
@@ -32,10 +31,7 @@ impl SqliteStore {
             .database
             .read("sealed_rows_not_under", move |connection| {
                 let mut rows = Vec::new();
-                for (table, sql) in [
-                    (SealedTable::Totp, TOTP_NOT_UNDER),
-                    (SealedTable::Delivery, DELIVERIES_NOT_UNDER),
-                ] {
+                for (table, sql) in SEALED_TABLES {
                     let left = i64::from(limit).saturating_sub(rows.len() as i64);
                     if left <= 0 {
                         break;

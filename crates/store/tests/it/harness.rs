@@ -125,9 +125,24 @@ pub fn winners(outcomes: &[bool]) -> usize {
     outcomes.iter().filter(|won| **won).count()
 }
 
-/// Rewinds a migrated database to what version 5 left: the tables, the trigger and the column
-/// of version 6 gone, and version 6 no longer recorded.
+/// Rewinds a migrated database to what version 6 left: the message tables of version 7 gone,
+/// and version 7 no longer recorded.
+pub async fn undo_version_7(database: &TestDatabase) {
+    database
+        .execute_raw(
+            "DROP TABLE message_invitations;
+             DROP TABLE message_chunks;
+             DROP TABLE message_attachments;
+             DROP TABLE messages;
+             DELETE FROM schema_migrations WHERE version = 7;",
+        )
+        .await;
+}
+
+/// Rewinds a migrated database to what version 5 left: what version 7 and version 6 added
+/// gone (the tables, the trigger and the column), and neither recorded.
 pub async fn undo_version_6(database: &TestDatabase) {
+    undo_version_7(database).await;
     let function = if database.is_sqlite() {
         ""
     } else {

@@ -57,6 +57,7 @@ mod enrollment;
 mod factors;
 mod harness;
 mod inbound_checks;
+mod messages;
 mod migrations;
 mod overview;
 mod phone_email;

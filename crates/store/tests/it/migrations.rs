@@ -7,7 +7,7 @@ use twofold_core::user::UserId;
 
 use crate::harness::{
     TestDatabase, at, code_hash, email, insert_user, new_session, new_totp, new_user, session_hash,
-    undo_version_6,
+    undo_version_6, undo_version_7,
 };
 
 conformance!(database:
@@ -17,6 +17,7 @@ conformance!(database:
     a_version_3_database_upgrades_to_version_4,
     a_version_4_database_upgrades_to_version_5,
     a_version_5_database_upgrades_to_version_6,
+    a_version_6_database_upgrades_to_version_7,
     require_2fa_since_needs_require_2fa,
     concurrent_opens_all_succeed,
     newer_schema_version_is_refused,
@@ -43,7 +44,7 @@ async fn a_version_1_database_upgrades_to_version_2(database: &TestDatabase) {
         database
             .query_i64("SELECT COUNT(*) FROM schema_migrations")
             .await,
-        6
+        7
     );
     // Rewind to exactly what version 1 left: dropping a table drops its indexes.
     undo_version_6(database).await;
@@ -96,7 +97,7 @@ async fn a_version_1_database_upgrades_to_version_2(database: &TestDatabase) {
         database
             .query_i64("SELECT COUNT(*) FROM schema_migrations")
             .await,
-        6
+        7
     );
     assert_eq!(
         database
@@ -170,7 +171,7 @@ async fn a_version_2_database_upgrades_to_version_3(database: &TestDatabase) {
         database
             .query_i64("SELECT CAST(MAX(version) AS BIGINT) FROM schema_migrations")
             .await,
-        6
+        7
     );
     assert_eq!(
         stores.factors.recovery_codes_left(user_id).await.unwrap(),
@@ -216,7 +217,7 @@ async fn a_version_3_database_upgrades_to_version_4(database: &TestDatabase) {
         database
             .query_i64("SELECT CAST(MAX(version) AS BIGINT) FROM schema_migrations")
             .await,
-        6
+        7
     );
     assert_eq!(
         stores.factors.recovery_codes_left(user_id).await.unwrap(),
@@ -289,7 +290,7 @@ async fn a_version_4_database_upgrades_to_version_5(database: &TestDatabase) {
         database
             .query_i64("SELECT CAST(MAX(version) AS BIGINT) FROM schema_migrations")
             .await,
-        6
+        7
     );
     assert_eq!(database.query_i64(new_tables).await, 3);
     assert_eq!(
@@ -365,7 +366,7 @@ async fn a_version_5_database_upgrades_to_version_6(database: &TestDatabase) {
         database
             .query_i64("SELECT CAST(MAX(version) AS BIGINT) FROM schema_migrations")
             .await,
-        6
+        7
     );
     assert_eq!(database.query_i64(new_tables).await, 3);
     let alice = stores.users.user_by_id(alice).await.unwrap().unwrap();
@@ -388,6 +389,54 @@ async fn a_version_5_database_upgrades_to_version_6(database: &TestDatabase) {
     let entry = crate::audit::event("user_updated", None, Some(alice.id), at(901));
     assert_eq!(crate::audit::append(&stores, &entry).await, 1);
     assert_eq!(crate::audit::verify(&stores).await, 1);
+}
+
+/// A database last opened by a build that knew only version 6 gains the message tables, and
+/// what it held before is untouched.
+async fn a_version_6_database_upgrades_to_version_7(database: &TestDatabase) {
+    let stores = database.open().await;
+    let alice = insert_user(&stores, "alice@example.com").await;
+    let bob = insert_user(&stores, "bob@example.com").await;
+    let entry = crate::audit::event("user_updated", None, Some(alice), at(1));
+    assert_eq!(crate::audit::append(&stores, &entry).await, 1);
+    drop(stores);
+    undo_version_7(database).await;
+    let new_tables = if database.is_sqlite() {
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN \
+         ('messages', 'message_attachments', 'message_chunks', 'message_invitations')"
+    } else {
+        "SELECT COUNT(*) FROM information_schema.tables WHERE table_name IN \
+         ('messages', 'message_attachments', 'message_chunks', 'message_invitations')"
+    };
+    assert_eq!(database.query_i64(new_tables).await, 0);
+    assert_eq!(
+        database
+            .query_i64("SELECT CAST(MAX(version) AS BIGINT) FROM schema_migrations")
+            .await,
+        6
+    );
+
+    let stores = database.open().await;
+    assert_eq!(
+        database
+            .query_i64("SELECT CAST(MAX(version) AS BIGINT) FROM schema_migrations")
+            .await,
+        7
+    );
+    assert_eq!(database.query_i64(new_tables).await, 4);
+    assert!(stores.users.user_by_id(bob).await.unwrap().is_some());
+    assert_eq!(crate::audit::verify(&stores).await, 1);
+    let message = crate::messages::new_message(alice, bob, 2);
+    stores.messages.insert_message(&message).await.unwrap();
+    assert_eq!(
+        stores
+            .messages
+            .messages_of_user(bob, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 /// A time of 2FA being required is kept only while it is required.

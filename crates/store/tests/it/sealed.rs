@@ -151,15 +151,10 @@ async fn replace_sealed_swaps_only_what_it_read(stores: &Stores) {
                 .unwrap()
         );
     }
-    let stored = stores
-        .factors
-        .pending_totp(match row.owner {
-            SealedOwner::Totp { user_id } => user_id,
-            SealedOwner::Delivery { .. } => unreachable!(),
-        })
-        .await
-        .unwrap()
-        .unwrap();
+    let SealedOwner::Totp { user_id } = row.owner else {
+        unreachable!()
+    };
+    let stored = stores.factors.pending_totp(user_id).await.unwrap().unwrap();
     assert_eq!(stored.secret, sealed("key-2", 2));
     let claimed = stores
         .deliveries
@@ -179,10 +174,6 @@ async fn replace_sealed_swaps_only_what_it_read(stores: &Stores) {
     );
 
     // A row replaced meanwhile (a new enrollment) is not overwritten.
-    let user_id = match row.owner {
-        SealedOwner::Totp { user_id } => user_id,
-        SealedOwner::Delivery { .. } => unreachable!(),
-    };
     let stale = SealedRow {
         secret: sealed("key-2", 2),
         ..row

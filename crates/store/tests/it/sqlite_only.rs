@@ -1,9 +1,11 @@
-//! Cases that only SQLite has: its durability settings, file locations, and the in-memory
-//! database.
+//! Cases that only SQLite has: its durability settings, file locations, the in-memory
+//! database, and what an erase leaves in the file.
 
+use twofold_core::store::ErasedReason;
 use twofold_store::sqlite::{SqliteLocation, SqliteStore};
 
 use crate::harness::{TestDatabase, insert_user};
+use crate::messages::{new_attachment, new_message, parties};
 
 #[tokio::test]
 async fn connections_are_durable_and_enforce_foreign_keys() {
@@ -17,6 +19,7 @@ async fn connections_are_durable_and_enforce_foreign_keys() {
         assert_eq!(connection.journal_mode, "wal");
         assert_eq!(connection.synchronous, 2, "synchronous=FULL");
         assert_eq!(connection.foreign_keys, 1);
+        assert_eq!(connection.secure_delete, 1, "deleted content is zeroed");
         // The writer waits through its own handler (polling every millisecond), which the
         // pragma cannot show; the readers through SQLite's timeout.
         assert_eq!(
@@ -102,4 +105,95 @@ async fn closing_the_store_checkpoints_and_removes_the_wal() {
     assert!(directory.path().join("twofold.db-wal").exists());
     drop(stores);
     assert!(!directory.path().join("twofold.db-wal").exists());
+}
+
+/// Whether `needle` occurs in the file at `path`.
+fn file_contains(path: &std::path::Path, needle: &[u8]) -> bool {
+    let haystack = std::fs::read(path).unwrap();
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle)
+}
+
+/// `secure_delete`: once an erased message's pages are checkpointed into the database file,
+/// the file holds none of its ciphertexts (not even in free space), only zeros where they were.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_erased_message_leaves_no_ciphertext_in_the_database_file() {
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("twofold.db");
+    let url = format!("sqlite://{}", path.display());
+    // Distinctive bytes: a body long enough for overflow pages, a short subject kept inside
+    // the row's own page, a wrapped key, and an attachment chunk.
+    let body: Vec<u8> = b"BODY-CANARY-7f3a9c-".repeat(600);
+    let subject = b"SUBJECT-CANARY-51e2d8".to_vec();
+    let key = b"WRAPPED-KEY-CANARY-c04b77".to_vec();
+    let chunk: Vec<u8> = b"CHUNK-CANARY-e9d1a0-".repeat(400);
+    let canaries: [&[u8]; 4] = [
+        b"BODY-CANARY-7f3a9c-",
+        b"SUBJECT-CANARY-51e2d8",
+        b"WRAPPED-KEY-CANARY-c04b77",
+        b"CHUNK-CANARY-e9d1a0-",
+    ];
+
+    let stores = twofold_store::open(&url).await.unwrap();
+    let (alice, bob) = parties(&stores).await;
+    let mut message = new_message(alice, bob, 0);
+    message.sealed_body = body;
+    message.sealed_subject = subject;
+    message.wrapped_key.ciphertext = key;
+    stores.messages.insert_message(&message).await.unwrap();
+    // Another message stays, so the file keeps pages in use around the erased ones.
+    stores
+        .messages
+        .insert_message(&new_message(bob, alice, 1))
+        .await
+        .unwrap();
+    let attachment = new_attachment(message.id, 1);
+    assert!(
+        stores
+            .messages
+            .insert_attachment(&attachment)
+            .await
+            .unwrap()
+    );
+    stores
+        .messages
+        .insert_chunk(attachment.id, 0, &chunk)
+        .await
+        .unwrap();
+    assert!(
+        stores
+            .messages
+            .finish_attachment(attachment.id, 8000, 1)
+            .await
+            .unwrap()
+    );
+    // Closing checkpoints the log into the file: the ciphertexts are there now, so the check
+    // below means something.
+    drop(stores);
+    for canary in canaries {
+        assert!(
+            file_contains(&path, canary),
+            "{} was never written to the file",
+            String::from_utf8_lossy(canary)
+        );
+    }
+
+    let stores = twofold_store::open(&url).await.unwrap();
+    assert!(
+        stores
+            .messages
+            .erase_message(message.id, ErasedReason::Deleted, crate::harness::at(10))
+            .await
+            .unwrap()
+    );
+    drop(stores);
+    assert!(!directory.path().join("twofold.db-wal").exists());
+    for canary in canaries {
+        assert!(
+            !file_contains(&path, canary),
+            "{} is still in the database file",
+            String::from_utf8_lossy(canary)
+        );
+    }
 }

@@ -6,6 +6,7 @@
 mod account;
 mod admin;
 mod email;
+mod messages;
 mod phone;
 mod recovery_email;
 mod second_step;
