@@ -305,7 +305,7 @@ impl From<twofold_core::messages::MessageError> for ApiError {
             MessageError::TwoFactorRequired => ApiError::new(
                 StatusCode::FORBIDDEN,
                 "two_factor_required",
-                "set up two-factor authentication to read secure messages",
+                "set up an authenticator app or text-message codes to read secure messages",
             ),
             MessageError::EmailTaken => ApiError::new(
                 StatusCode::CONFLICT,

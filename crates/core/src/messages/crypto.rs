@@ -6,7 +6,9 @@
 //! reordered, or cut short without the open failing.
 //!
 //! Erasing a message deletes its wrapped key with the ciphertexts: a copy of the ciphertext
-//! left anywhere (a backup, a free page) is unreadable without it.
+//! left where the key was not (a free page, a log frame) is unreadable. A backup taken before
+//! the erasure holds the wrapped key too, and opens with the master key of its time: keep
+//! backups no longer than messages may live.
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};

@@ -69,6 +69,13 @@ impl Service {
         email: &Email,
     ) -> Result<(User, bool), MessageError> {
         if let Some(user) = self.stores.users.user_by_email(email).await? {
+            // Making an account costs a hash; an existing one costs the same, so the time of
+            // the answer does not say which addresses have accounts.
+            let filler = SecretString::from("twofold timing filler".to_owned());
+            self.hasher
+                .verify_dummy(&filler)
+                .await
+                .map_err(|error| MessageError::from(crate::accounts::AccountError::from(error)))?;
             return Ok((user, false));
         }
         let created = self
@@ -100,14 +107,27 @@ impl Service {
     }
 
     /// A new invitation token for `recipient` to open `message_id`, valid until the message
-    /// expires; `None` when the recipient can sign in by themselves.
+    /// expires; `None` when the recipient can sign in by themselves. Only a person whose
+    /// account a message made (`created_now`, or holding a live invitation from such a
+    /// message) is invited: an account an administrator made and handed a temporary password
+    /// for is never opened by a link, so a mailbox alone never takes it over.
     pub(super) async fn invitation_for(
         &self,
         recipient: &User,
         message_id: Uuid,
         choose_password: bool,
+        created_now: bool,
     ) -> Result<Option<String>, MessageError> {
         if !invitable(recipient) {
+            return Ok(None);
+        }
+        if !created_now
+            && !self
+                .stores
+                .messages
+                .has_live_invitation(recipient.id, self.clock.now())
+                .await?
+        {
             return Ok(None);
         }
         let record = self

@@ -65,8 +65,9 @@ pub enum MessageError {
     /// The message expired or was deleted; its content is erased.
     #[error("this message has {}; its content is erased", .0.past_tense())]
     Gone(ErasedReason),
-    /// The recipient must enable a second factor before reading.
-    #[error("set up two-factor authentication to read secure messages")]
+    /// The recipient must enable a second factor (an authenticator app or a phone; email codes
+    /// only where the policy allows nothing else) before reading.
+    #[error("set up an authenticator app or text-message codes to read secure messages")]
     TwoFactorRequired,
     /// An administrator's new account: the address has an account already.
     #[error("an account with this email address exists")]
@@ -216,6 +217,11 @@ struct Checked {
 }
 
 fn check_draft(draft: &MessageDraft<'_>) -> Result<Checked, MessageError> {
+    if draft.to.len() > MAX_RECIPIENTS {
+        return Err(MessageError::Invalid(
+            "a message goes to at most 20 recipients",
+        ));
+    }
     let mut recipients: Vec<Email> = Vec::new();
     for address in draft.to {
         let email = Email::parse(address.trim())?;
@@ -241,7 +247,7 @@ fn check_draft(draft: &MessageDraft<'_>) -> Result<Checked, MessageError> {
         ));
     }
     // The subject goes into an email header and a page title: one line of text.
-    if subject.chars().any(char::is_control) {
+    if subject.chars().any(|c| c.is_control() || is_format_char(c)) {
         return Err(MessageError::Invalid(
             "the subject must be one line of text",
         ));
@@ -296,9 +302,14 @@ impl Service {
                     draft.send,
                 )
                 .await?;
+            let created = invited.then_some(true);
             if draft.send {
-                self.notify_recipient(sender, &recipient, id, &checked.subject, None)
+                self.notify_recipient(sender, &recipient, id, &checked.subject, created)
                     .await?;
+            } else if invited {
+                // Marks the new account as one a message made, so that sending the draft
+                // invites it; the token itself goes nowhere.
+                self.invitation_for(&recipient, id, true, true).await?;
             }
             sent.push(SentMessage {
                 id,
@@ -321,7 +332,8 @@ impl Service {
         self.audit(
             Event::by(EventKind::MessageSent, Some(sender.id), Some(recipient.id))
                 .with("message_id", id.to_string())
-                .with("draft", true),
+                .with("to", recipient.email.as_str())
+                .with("from_draft", true),
         )
         .await?;
         if !self.stores.messages.mark_sent(id, self.clock.now()).await? {
@@ -417,12 +429,23 @@ impl Service {
         loop {
             let due = self.stores.messages.expired_messages(now, 100).await?;
             let batch = due.len();
+            let mut failed = 0;
             for id in due {
-                if let Some(record) = self.stores.messages.message(id).await? {
-                    erased += u64::from(self.erase_expired(&record).await?);
+                // One message that cannot be erased must not keep the others from it.
+                let outcome = match self.stores.messages.message(id).await {
+                    Ok(Some(record)) => self.erase_expired(&record).await,
+                    Ok(None) => Ok(false),
+                    Err(error) => Err(error.into()),
+                };
+                match outcome {
+                    Ok(done) => erased += u64::from(done),
+                    Err(error) => {
+                        failed += 1;
+                        tracing::warn!(message = %id, error = %error, "could not erase an expired message");
+                    }
                 }
             }
-            if batch < 100 {
+            if batch < 100 || failed > 0 {
                 break;
             }
         }
@@ -556,17 +579,35 @@ impl Service {
             delete_after_read,
             sent_at: send.then_some(now),
         };
-        self.audit(
-            Event::by(EventKind::MessageSent, Some(sender.id), Some(recipient.id))
-                .with("message_id", id.to_string())
-                .with("to", recipient.email.as_str())
-                .with("draft", !send),
-        )
-        .await?;
+        // A draft is recorded when it is sent (`send_draft`), not when it is written.
+        if send {
+            self.audit(
+                Event::by(EventKind::MessageSent, Some(sender.id), Some(recipient.id))
+                    .with("message_id", id.to_string())
+                    .with("to", recipient.email.as_str()),
+            )
+            .await?;
+        }
         self.stores.messages.insert_message(&message).await?;
         tracing::info!(message = %id, "secure message stored");
         Ok(id)
     }
+}
+
+/// Unicode format characters (bidirectional overrides and isolates, zero-width ones) that make
+/// a name or subject read differently from what it is (`invoice\u{202E}fdp.exe`).
+pub(crate) fn is_format_char(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{061C}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2069}'
+            | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}'
+    )
 }
 
 /// Where a stored message stands at `now`.

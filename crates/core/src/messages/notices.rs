@@ -24,18 +24,21 @@ fn date(at: OffsetDateTime) -> String {
 }
 
 impl Service {
-    /// Emails the recipient that a message waits for them. `choose_password`: for a recipient
-    /// who cannot sign in yet, whether their link starts at choosing a password (`None`: yes).
+    /// Emails the recipient that a message waits for them. `created`: the recipient's account
+    /// was made for this message, and whether their link starts at choosing a password
+    /// (`None`: an existing account, invited only if a message made it and it is not taken up).
     pub(super) async fn notify_recipient(
         &self,
         sender: &User,
         recipient: &User,
         id: Uuid,
         subject: &str,
-        choose_password: Option<bool>,
+        created: Option<bool>,
     ) -> Result<(), MessageError> {
-        let choose_password = choose_password.unwrap_or(true);
-        let invitation = self.invitation_for(recipient, id, choose_password).await?;
+        let choose_password = created.unwrap_or(true);
+        let invitation = self
+            .invitation_for(recipient, id, choose_password, created.is_some())
+            .await?;
         let expires_at = self
             .stores
             .messages

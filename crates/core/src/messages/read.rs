@@ -12,7 +12,7 @@ use super::{MessageError, READ_GRACE};
 use crate::audit::{Event, EventKind};
 use crate::service::Service;
 use crate::store::{MessageRecord, MessageStore};
-use crate::user::User;
+use crate::user::{Method, User};
 
 /// An attachment as a message lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -170,7 +170,9 @@ impl Service {
             .filter(|record| record.recipient_id == reader.id && record.sent_at.is_some())
             .ok_or(MessageError::NotFound)?;
         let record = self.live(record).await?;
-        if self.usable_methods(reader).await?.is_empty() {
+        let policy = self.policy().await?;
+        let usable = self.allowed_enrolled(reader, &policy).await?;
+        if !opens_messages(&usable, |method| policy.policy.allows(method)) {
             return Err(MessageError::TwoFactorRequired);
         }
         Ok(record)
@@ -213,8 +215,39 @@ impl Service {
     }
 }
 
+/// Whether these usable factors open secure messages. The link to a message arrives by email,
+/// so email codes alone would make the mailbox both factors: an authenticator app or a phone
+/// is needed, unless the policy allows neither (then email codes do).
+fn opens_messages(usable: &[Method], allowed: impl Fn(Method) -> bool) -> bool {
+    if usable
+        .iter()
+        .any(|method| matches!(method, Method::Totp | Method::Sms))
+    {
+        return true;
+    }
+    usable.contains(&Method::Email) && !allowed(Method::Totp) && !allowed(Method::Sms)
+}
+
 fn utf8(bytes: Zeroizing<Vec<u8>>) -> Result<Zeroizing<String>, MessageError> {
     String::from_utf8(bytes.to_vec())
         .map(Zeroizing::new)
         .map_err(|error| MessageError::Unexpected(anyhow::Error::new(error)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn email_codes_alone_open_messages_only_when_nothing_else_is_allowed() {
+        let all = |_: Method| true;
+        let email_only = |method: Method| method == Method::Email;
+        assert!(opens_messages(&[Method::Totp], all));
+        assert!(opens_messages(&[Method::Sms, Method::RecoveryCode], all));
+        assert!(!opens_messages(&[Method::Email], all));
+        assert!(!opens_messages(&[Method::Email, Method::RecoveryCode], all));
+        assert!(!opens_messages(&[], all));
+        assert!(opens_messages(&[Method::Email], email_only));
+        assert!(!opens_messages(&[], email_only));
+    }
 }

@@ -21,6 +21,7 @@ pub struct AttachmentUpload {
     service: Service,
     key: DataKey,
     id: Uuid,
+    message_id: Uuid,
     name: String,
     buffer: Vec<u8>,
     size: u64,
@@ -43,7 +44,7 @@ pub fn clean_file_name(name: &str) -> String {
     let last = name.rsplit(['/', '\\']).next().unwrap_or("");
     let cleaned: String = last
         .chars()
-        .filter(|c| !c.is_control())
+        .filter(|c| !c.is_control() && !super::is_format_char(*c))
         .take(MAX_NAME_CHARS)
         .collect();
     let cleaned = cleaned.trim().trim_start_matches('.').trim();
@@ -87,6 +88,7 @@ impl Service {
             service: self.clone(),
             key,
             id: attachment_id,
+            message_id: id,
             name,
             buffer: Vec::with_capacity(CHUNK_BYTES),
             size: 0,
@@ -111,7 +113,7 @@ impl AttachmentUpload {
             let chunk = std::mem::replace(&mut self.buffer, rest);
             if let Err(error) = self.write(&chunk, false).await {
                 self.delete().await;
-                return Err(error);
+                return Err(self.explain(error).await);
             }
         }
         Ok(())
@@ -130,7 +132,7 @@ impl AttachmentUpload {
             }
             Err(error) => {
                 self.delete().await;
-                return Err(error);
+                return Err(self.explain(error).await);
             }
         };
         match finished {
@@ -148,8 +150,20 @@ impl AttachmentUpload {
             }
             Err(error) => {
                 self.delete().await;
-                Err(error.into())
+                Err(self.explain(error.into()).await)
             }
+        }
+    }
+
+    /// A write that failed because the message was erased meanwhile (a delete or an expiry
+    /// racing the upload) is that erasure (410), not a server error.
+    async fn explain(&self, error: MessageError) -> MessageError {
+        match self.service.stores.messages.message(self.message_id).await {
+            Ok(Some(record)) => match record.erased {
+                Some((reason, _)) => MessageError::Gone(reason),
+                None => error,
+            },
+            _ => error,
         }
     }
 
@@ -191,6 +205,7 @@ mod tests {
         assert_eq!(clean_file_name("C:\\Users\\me\\report.pdf"), "report.pdf");
         assert_eq!(clean_file_name("../../etc/passwd"), "passwd");
         assert_eq!(clean_file_name("a\r\nb.txt"), "ab.txt");
+        assert_eq!(clean_file_name("inv\u{202E}fdp.exe"), "invfdp.exe");
         assert_eq!(clean_file_name(".."), "attachment");
         assert_eq!(clean_file_name(""), "attachment");
         assert_eq!(clean_file_name(&"x".repeat(500)).chars().count(), 200);

@@ -157,8 +157,8 @@ pub trait MessageStore: Send + Sync {
         expire_by: Option<OffsetDateTime>,
     ) -> Result<bool, StoreError>;
 
-    /// Erases the content: the wrapped key, the sealed subject and body, and every attachment
-    /// with its chunks, in one transaction; records why and when. `false` when it was erased
+    /// Erases the content: the wrapped key, the sealed subject and body, every attachment with
+    /// its chunks, and the message's invitation links, in one transaction; records why and when. `false` when it was erased
     /// already (or does not exist).
     async fn erase_message(
         &self,
@@ -219,6 +219,14 @@ pub trait MessageStore: Send + Sync {
         token_hash: &[u8; 32],
         now: OffsetDateTime,
     ) -> Result<Option<InvitationRecord>, StoreError>;
+
+    /// Whether the user holds a live (unexpired, unused) invitation: only such a person — an
+    /// account made by a message and not yet taken up — is sent further invitation links.
+    async fn has_live_invitation(
+        &self,
+        user_id: UserId,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
 
     /// Uses an invitation: deletes it, and every other invitation of the same user, in one
     /// statement whose result decides, and returns it when it was live. Two requests with one

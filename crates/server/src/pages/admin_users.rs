@@ -1,7 +1,7 @@
 //! The Users list of the administration (seed 004, steps 2 to 4), and the new-user form, whose
 //! "Two-Factor Authentication" choice is "No" until the administrator picks "Yes". The new
 //! user's temporary password is either sent to them as a secure message (seed 000: the
-//! administrator never sees it; the box is ticked by default) or shown once, on the answer to
+//! administrator never sees it; the box is not ticked by default) or shown once, on the answer to
 //! the form. It is never emailed (the email only links to the message, or says that an account
 //! exists) and never stored in clear.
 
@@ -180,7 +180,8 @@ pub async fn new_user_form(
         email: "",
         administrator: false,
         require_two_factor: false,
-        by_message: true,
+        // Seed 004's flow (the password shown once, to hand over) stays the default.
+        by_message: false,
         error: None,
     };
     Ok(csrf.apply(render(StatusCode::OK, &page)))

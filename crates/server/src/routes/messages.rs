@@ -21,7 +21,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::error::{ApiError, ErrorBody};
-use crate::gate::CurrentSession;
+use crate::gate::{CurrentSession, MaybeSession};
 use crate::json::JsonBody;
 use crate::routes::login::{EmptyBody, LoginStateResponse};
 use crate::state::AppState;
@@ -515,9 +515,14 @@ pub struct InvitationStateResponse {
     ))]
 pub async fn accept_invitation(
     State(state): State<AppState>,
+    MaybeSession(previous): MaybeSession,
     JsonBody(request): JsonBody<AcceptInvitationRequest>,
 ) -> Result<Response, ApiError> {
     let (step, message_id) = state.service.accept_invitation(&request.token).await?;
+    // The link's session replaces whatever session this client held.
+    if let Some(previous) = previous {
+        state.service.logout(&previous.id_hash).await?;
+    }
     let cookie = state.cookies.session_cookie(step.token.expose());
     let body = InvitationStateResponse {
         step: LoginStateResponse {
@@ -529,6 +534,24 @@ pub async fn accept_invitation(
     let mut response = Json(body).into_response();
     response.headers_mut().insert(header::SET_COOKIE, cookie);
     Ok(response)
+}
+
+/// Refuses HEAD (which axum answers by running the GET handler) on the routes whose GET opens
+/// a message: a link checker's HEAD must not count as the first reading, send the receipt or
+/// start a "delete after reading" clock.
+pub async fn refuse_head(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if request.method() == axum::http::Method::HEAD {
+        return ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "this method is not allowed here",
+        )
+        .into_response();
+    }
+    next.run(request).await
 }
 
 /// The message named by the path's `{id}`: a malformed id names none, so it is a 404.

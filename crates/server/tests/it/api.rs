@@ -314,7 +314,6 @@ async fn every_route_is_behind_the_gate_it_declares() {
     assert_eq!(
         public,
         [
-            "/api/v1/invitations/accept",
             "/api/v1/sms/inbound",
             "/api/openapi.json",
             "/healthz",

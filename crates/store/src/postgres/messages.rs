@@ -135,9 +135,14 @@ async fn erase(
         transaction.rollback().await?;
         return Ok(false);
     }
-    // The chunks go with their attachments (ON DELETE CASCADE).
+    // The chunks go with their attachments (ON DELETE CASCADE); a link to a message that is
+    // gone opens nothing.
     let delete = transaction
         .prepare_cached("DELETE FROM message_attachments WHERE message_id = $1")
+        .await?;
+    transaction.execute(&delete, &[&id]).await?;
+    let delete = transaction
+        .prepare_cached("DELETE FROM message_invitations WHERE message_id = $1")
         .await?;
     transaction.execute(&delete, &[&id]).await?;
     transaction.commit().await?;
@@ -409,6 +414,26 @@ impl MessageStore for PostgresStore {
         let Some(row) = row else { return Ok(None) };
         let row = invitation_row(&row).map_err(|error| store_error(OPERATION, error))?;
         Ok(Some(InvitationRecord::try_from(row)?))
+    }
+
+    async fn has_live_invitation(
+        &self,
+        user_id: UserId,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        const OPERATION: &str = "has_live_invitation";
+        let row = self
+            .query_opt(
+                OPERATION,
+                "SELECT EXISTS (SELECT 1 FROM message_invitations \
+                 WHERE user_id = $1 AND expires_at > $2)",
+                &[&user_id.to_string(), &to_unix(now)],
+            )
+            .await?;
+        row.map(|row| row.try_get::<_, bool>(0))
+            .transpose()
+            .map_err(|error| store_error(OPERATION, error))
+            .map(|exists| exists.unwrap_or(false))
     }
 
     async fn take_invitation(

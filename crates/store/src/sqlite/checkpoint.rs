@@ -11,6 +11,8 @@
 //! depend on checkpoints: a commit is synced to the log before it is answered.
 
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -29,6 +31,7 @@ pub(crate) const WRITER_CHECKPOINT_PAGES: i64 = 10_000;
 pub(crate) struct Checkpointer {
     stop: Option<mpsc::Sender<()>>,
     handle: Option<JoinHandle<()>>,
+    truncate: Arc<AtomicBool>,
 }
 
 impl Checkpointer {
@@ -36,14 +39,24 @@ impl Checkpointer {
     pub(crate) fn start(path: &Path) -> anyhow::Result<Checkpointer> {
         let connection = super::connection::open_writer(Some(path))?;
         let (stop, stopped) = mpsc::channel::<()>();
+        let truncate = Arc::new(AtomicBool::new(false));
+        let requested = Arc::clone(&truncate);
         let handle = std::thread::Builder::new()
             .name("sqlite-checkpoint".to_owned())
-            .spawn(move || run(&connection, &stopped))
+            .spawn(move || run(&connection, &stopped, &requested))
             .context("starting the SQLite checkpoint thread")?;
         Ok(Checkpointer {
             stop: Some(stop),
             handle: Some(handle),
+            truncate,
         })
+    }
+
+    /// Asks for the next checkpoint to copy the whole log and truncate it to zero bytes
+    /// (retried each interval until no reader holds an old snapshot): erased content must not
+    /// linger in log frames that `secure_delete` does not reach.
+    pub(crate) fn request_truncate(&self) {
+        self.truncate.store(true, Ordering::Release);
     }
 }
 
@@ -56,12 +69,20 @@ impl Drop for Checkpointer {
     }
 }
 
-fn run(connection: &Connection, stopped: &mpsc::Receiver<()>) {
+fn run(connection: &Connection, stopped: &mpsc::Receiver<()>, truncate: &AtomicBool) {
     let mut failures: u64 = 0;
     while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(CHECKPOINT_INTERVAL) {
-        let outcome = connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
-            row.get::<_, i64>(0)
-        });
+        let truncating = truncate.swap(false, Ordering::AcqRel);
+        let statement = if truncating {
+            "PRAGMA wal_checkpoint(TRUNCATE)"
+        } else {
+            "PRAGMA wal_checkpoint(PASSIVE)"
+        };
+        let outcome = connection.query_row(statement, [], |row| row.get::<_, i64>(0));
+        // The first column is 1 when a TRUNCATE could not finish (a reader or writer was busy).
+        if truncating && !matches!(outcome, Ok(0)) {
+            truncate.store(true, Ordering::Release);
+        }
         match outcome {
             Ok(_) => failures = 0,
             Err(error) => {

@@ -72,9 +72,9 @@ struct Connections {
     /// to the writer.
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
-    /// `None` for an in-memory database (no log to checkpoint). Only held: dropping it stops
-    /// the thread, before the writer closes.
-    _checkpointer: Option<Checkpointer>,
+    /// `None` for an in-memory database (no log to checkpoint). Dropping it stops the thread,
+    /// before the writer closes.
+    checkpointer: Option<Checkpointer>,
     writer: WriterThread,
 }
 
@@ -290,10 +290,18 @@ impl Database {
             inner: Arc::new(Connections {
                 readers: readers.into_iter().map(Mutex::new).collect(),
                 next_reader: AtomicUsize::new(0),
-                _checkpointer: checkpointer,
+                checkpointer,
                 writer: WriterThread::start(writer)?,
             }),
         })
+    }
+
+    /// Asks the checkpointer to truncate the log soon (after erasing content); nothing for an
+    /// in-memory database.
+    pub(crate) fn request_truncating_checkpoint(&self) {
+        if let Some(checkpointer) = &self.inner.checkpointer {
+            checkpointer.request_truncate();
+        }
     }
 
     /// Runs `work` on the writer connection, inside a savepoint of the current batch's

@@ -210,7 +210,8 @@ impl MessageStore for SqliteStore {
         now: OffsetDateTime,
     ) -> Result<bool, StoreError> {
         let id = id.to_string();
-        self.database
+        let erased = self
+            .database
             .write("erase_message", move |connection| {
                 let transaction = connection.savepoint()?;
                 let erased = transaction
@@ -224,14 +225,22 @@ impl MessageStore for SqliteStore {
                 if erased != 1 {
                     return Ok(false);
                 }
-                // The chunks go with their attachments (ON DELETE CASCADE).
+                // The chunks go with their attachments (ON DELETE CASCADE); a link to a message
+                // that is gone opens nothing.
                 transaction
                     .prepare_cached("DELETE FROM message_attachments WHERE message_id = ?1")?
+                    .execute([&id])?;
+                transaction
+                    .prepare_cached("DELETE FROM message_invitations WHERE message_id = ?1")?
                     .execute([&id])?;
                 transaction.commit()?;
                 Ok(true)
             })
-            .await
+            .await;
+        if matches!(erased, Ok(true)) {
+            self.database.request_truncating_checkpoint();
+        }
+        erased
     }
 
     async fn expired_messages(
@@ -422,6 +431,24 @@ impl MessageStore for SqliteStore {
             })
             .await?;
         Ok(row.map(InvitationRecord::try_from).transpose()?)
+    }
+
+    async fn has_live_invitation(
+        &self,
+        user_id: UserId,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let user_id = user_id.to_string();
+        self.database
+            .lookup("has_live_invitation", move |connection| {
+                connection
+                    .prepare_cached(
+                        "SELECT EXISTS (SELECT 1 FROM message_invitations \
+                         WHERE user_id = ?1 AND expires_at > ?2)",
+                    )?
+                    .query_row(params![user_id, to_unix(now)], |row| row.get(0))
+            })
+            .await
     }
 
     async fn take_invitation(

@@ -197,3 +197,48 @@ async fn an_erased_message_leaves_no_ciphertext_in_the_database_file() {
         );
     }
 }
+
+/// `secure_delete` zeroes the database file's pages, not the log's frames: an erase also has
+/// the checkpointer truncate the log, so the ciphertexts leave it while the store stays open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_erased_message_leaves_the_log_while_the_store_runs() {
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("twofold.db");
+    let wal = directory.path().join("twofold.db-wal");
+    let url = format!("sqlite://{}", path.display());
+    let canary: &[u8] = b"LOG-CANARY-4d92e1-";
+    let stores = twofold_store::open(&url).await.unwrap();
+    let (alice, bob) = parties(&stores).await;
+    let mut message = new_message(alice, bob, 0);
+    message.sealed_body = canary.repeat(2000);
+    stores.messages.insert_message(&message).await.unwrap();
+    // Writes after it, so that its frames sit in the middle of the log.
+    for n in 1..20 {
+        stores
+            .messages
+            .insert_message(&new_message(bob, alice, n))
+            .await
+            .unwrap();
+    }
+    assert!(
+        file_contains(&wal, canary) || file_contains(&path, canary),
+        "the body was written"
+    );
+    assert!(
+        stores
+            .messages
+            .erase_message(message.id, ErasedReason::Deleted, crate::harness::at(10))
+            .await
+            .unwrap()
+    );
+    let mut gone = false;
+    for _ in 0..100 {
+        if !file_contains(&wal, canary) && !file_contains(&path, canary) {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(gone, "the erased body is still in the log or the file");
+    drop(stores);
+}

@@ -103,7 +103,7 @@ fn gone_page(reason: ErasedReason) -> Response {
 fn two_factor_page() -> Response {
     let page = MessagePage {
         title: "Set up two-factor authentication to read this message",
-        message: "Secure messages are shown only to people who sign in with a second factor. Set one up; then you come back to this message.",
+        message: "Secure messages are shown only to people who sign in with a second factor: an authenticator app or codes by text message (the link came by email, so email codes alone are not enough). Set one up; then you come back to this message.",
         link_href: "/account/two-factor",
         link_text: "Set up two-factor authentication",
     };

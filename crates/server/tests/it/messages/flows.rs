@@ -119,6 +119,18 @@ async fn only_the_recipient_reads(backend: Backend) {
         kinds_about(&app, &id).await,
         ["message_sent", "message_read"]
     );
+
+    // A draft is recorded once, when it is sent.
+    let draft = app
+        .send_message(
+            &alice,
+            json!({"to": "bob@example.com", "subject": "Later", "body": "text", "draft": true}),
+        )
+        .await;
+    assert!(kinds_about(&app, &draft).await.is_empty());
+    app.post(&alice, &format!("/api/v1/messages/{draft}/send"), json!({}))
+        .await;
+    assert_eq!(kinds_about(&app, &draft).await, ["message_sent"]);
 }
 
 async fn a_recipient_without_a_second_factor_must_set_one_up(backend: Backend) {
@@ -281,6 +293,15 @@ async fn delete_after_read_gives_a_short_grace(backend: Backend) {
             json!({"to": "bob@example.com", "subject": "Burn", "body": SECRET_BODY, "delete_after_read": true}),
         )
         .await;
+    // A link checker's HEAD is no reading: no receipt, no clock started.
+    let head = bob
+        .head(app.url(&format!("/api/v1/messages/{id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), StatusCode::METHOD_NOT_ALLOWED);
+    let listed = json_of(app.get(&alice, "/api/v1/messages").await, StatusCode::OK).await;
+    assert_eq!(listed["messages"][0]["status"], "sent");
     let first = json_of(
         app.get(&bob, &format!("/api/v1/messages/{id}")).await,
         StatusCode::OK,
@@ -350,6 +371,14 @@ async fn bad_messages_are_refused(backend: Backend) {
         (
             json!({"to": "b@example.com", "subject": "s", "body": "b", "extra": 1}),
             "invalid_body",
+        ),
+        (
+            json!({"to": vec!["b@example.com"; 21], "subject": "s", "body": "b"}),
+            "invalid_message",
+        ),
+        (
+            json!({"to": "b@example.com", "subject": "invoice \u{202E}fdp.exe", "body": "b"}),
+            "invalid_message",
         ),
     ];
     for (body, code) in cases {

@@ -262,7 +262,75 @@ async fn an_administrator_sends_the_temporary_password_as_a_message(backend: Bac
     assert_eq!(step["state"], "password_change_required");
 }
 
+/// An account an administrator made (its temporary password handed over by them) is never
+/// opened by a message's link: the mailbox alone must not take it over. And a deleted
+/// message's link opens nothing.
+async fn links_invite_only_accounts_a_message_made(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let (alice, _, _) = app.enroll("alice@example.com").await;
+    let temporary = app
+        .create_user("pending@example.com", None, true)
+        .await
+        .unwrap();
+    app.send_message(
+        &alice,
+        json!({"to": "pending@example.com", "subject": "Hello", "body": "text"}),
+    )
+    .await;
+    let (_, token) = link_in(&app.message_notices("pending@example.com")[0]);
+    assert_eq!(token, None, "a plain link");
+    let step = json_of(
+        app.login(&app.client(), "pending@example.com", &temporary)
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(
+        step["state"], "password_change_required",
+        "the handed-over password still works"
+    );
+
+    let id = app
+        .send_message(
+            &alice,
+            json!({"to": "typo@example.com", "subject": "Oops", "body": "wrong address"}),
+        )
+        .await;
+    let (_, token) = link_in(&app.message_notices("typo@example.com")[0]);
+    assert_eq!(
+        app.delete_message(&alice, &id).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_error(
+        app.post(
+            &app.client(),
+            "/api/v1/invitations/accept",
+            json!({"token": token.unwrap()}),
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        "invitation_invalid",
+    )
+    .await;
+
+    // A draft to a new address invites it when it is sent.
+    let draft = app
+        .send_message(
+            &alice,
+            json!({"to": "later@example.com", "subject": "Draft", "body": "text", "draft": true}),
+        )
+        .await;
+    assert!(app.message_notices("later@example.com").is_empty());
+    app.post(&alice, &format!("/api/v1/messages/{draft}/send"), json!({}))
+        .await;
+    let (_, token) = link_in(&app.message_notices("later@example.com")[0]);
+    assert!(token.is_some(), "the sent draft carries the invitation");
+}
+
 on_both_backends!(
+    links_invite_only_accounts_a_message_made,
     an_invited_recipient_chooses_a_password_and_enrolls_first,
     a_link_stops_working_once_the_account_is_in_use,
     an_administrator_sends_the_temporary_password_as_a_message,
