@@ -248,10 +248,31 @@ impl Sealer {
 }
 
 fn seal_with(key: &MasterKey, plaintext: &[u8], context: &[u8]) -> Result<SealedSecret, SealError> {
+    Ok(SealedSecret {
+        key_id: key.id.clone(),
+        ciphertext: seal_bytes(&key.cipher, plaintext, context)?,
+    })
+}
+
+fn open_with(
+    key: &MasterKey,
+    sealed: &SealedSecret,
+    context: &[u8],
+) -> Result<Zeroizing<Vec<u8>>, SealError> {
+    open_bytes(&key.cipher, &sealed.ciphertext, context)
+}
+
+/// XChaCha20-Poly1305 under `cipher` with a random nonce: the nonce followed by the
+/// ciphertext and tag, bound to `context`. Also the format of secure messages' content under
+/// their data keys.
+pub(crate) fn seal_bytes(
+    cipher: &XChaCha20Poly1305,
+    plaintext: &[u8],
+    context: &[u8],
+) -> Result<Vec<u8>, SealError> {
     let mut nonce = [0u8; NONCE_BYTES];
     getrandom::fill(&mut nonce).map_err(|_| SealError::Random)?;
-    let ciphertext = key
-        .cipher
+    let ciphertext = cipher
         .encrypt(
             XNonce::from_slice(&nonce),
             Payload {
@@ -263,22 +284,20 @@ fn seal_with(key: &MasterKey, plaintext: &[u8], context: &[u8]) -> Result<Sealed
     let mut sealed = Vec::with_capacity(NONCE_BYTES + ciphertext.len());
     sealed.extend_from_slice(&nonce);
     sealed.extend_from_slice(&ciphertext);
-    Ok(SealedSecret {
-        key_id: key.id.clone(),
-        ciphertext: sealed,
-    })
+    Ok(sealed)
 }
 
-fn open_with(
-    key: &MasterKey,
-    sealed: &SealedSecret,
+/// Opens what [`seal_bytes`] made; fails unless `context` is the one it was sealed with.
+pub(crate) fn open_bytes(
+    cipher: &XChaCha20Poly1305,
+    sealed: &[u8],
     context: &[u8],
 ) -> Result<Zeroizing<Vec<u8>>, SealError> {
-    if sealed.ciphertext.len() < NONCE_BYTES {
+    if sealed.len() < NONCE_BYTES {
         return Err(SealError::Corrupt);
     }
-    let (nonce, ciphertext) = sealed.ciphertext.split_at(NONCE_BYTES);
-    key.cipher
+    let (nonce, ciphertext) = sealed.split_at(NONCE_BYTES);
+    cipher
         .decrypt(
             XNonce::from_slice(nonce),
             Payload {

@@ -10,15 +10,13 @@
 //! the erasure holds the wrapped key too, and opens with the master key of its time: keep
 //! backups no longer than messages may live.
 
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use chacha20poly1305::XChaCha20Poly1305;
+use chacha20poly1305::aead::KeyInit;
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
-use crate::sealing::{SealError, Sealer};
+use crate::sealing::{SealError, Sealer, open_bytes, seal_bytes};
 use crate::store::SealedSecret;
-
-const NONCE_BYTES: usize = 24;
 
 /// The bytes of an attachment sealed together; the last chunk may be shorter.
 pub const CHUNK_BYTES: usize = 256 * 1024;
@@ -130,39 +128,11 @@ impl DataKey {
     }
 
     fn seal(&self, plaintext: &[u8], context: &[u8]) -> Result<Vec<u8>, SealError> {
-        let mut nonce = [0u8; NONCE_BYTES];
-        getrandom::fill(&mut nonce).map_err(|_| SealError::Random)?;
-        let ciphertext = self
-            .cipher
-            .encrypt(
-                XNonce::from_slice(&nonce),
-                Payload {
-                    msg: plaintext,
-                    aad: context,
-                },
-            )
-            .map_err(|_| SealError::Corrupt)?;
-        let mut sealed = Vec::with_capacity(NONCE_BYTES + ciphertext.len());
-        sealed.extend_from_slice(&nonce);
-        sealed.extend_from_slice(&ciphertext);
-        Ok(sealed)
+        seal_bytes(&self.cipher, plaintext, context)
     }
 
     fn open(&self, sealed: &[u8], context: &[u8]) -> Result<Zeroizing<Vec<u8>>, SealError> {
-        if sealed.len() < NONCE_BYTES {
-            return Err(SealError::Corrupt);
-        }
-        let (nonce, ciphertext) = sealed.split_at(NONCE_BYTES);
-        self.cipher
-            .decrypt(
-                XNonce::from_slice(nonce),
-                Payload {
-                    msg: ciphertext,
-                    aad: context,
-                },
-            )
-            .map(Zeroizing::new)
-            .map_err(|_| SealError::Corrupt)
+        open_bytes(&self.cipher, sealed, context)
     }
 }
 
